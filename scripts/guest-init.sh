@@ -1,0 +1,100 @@
+#!/bin/sh
+# kvm-rs guest init (busybox sh). Runs the test list /kvmrs/tests.list,
+# prints one TAP line per test, a summary and the closing marker, then
+# reboots (QEMU runs with -no-reboot, so it exits).
+export PATH=/bin:/sbin:/usr/bin:/kvmrs/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmp /tmp
+mkdir -p /dev/hugepages && mount -t hugetlbfs none /dev/hugepages 2>/dev/null
+# Only warnings and worse on the console; the rest is dumped at the end.
+dmesg -n 5
+cd /tmp
+
+ARCH=$(cat /kvmrs/arch)
+KVER=$(uname -r)
+MODDIR=/lib/modules/$KVER
+FILTER=$(cat /kvmrs/filter 2>/dev/null)
+echo "KVMRS-BEGIN arch=$ARCH kernel=$KVER cpus=$(nproc)"
+[ "$ARCH" = arm64 ] && echo "KVMRS-INFO $(dmesg | grep -m1 -i 'kvm \[1\]: .*mode initialized')"
+
+modpath() { find "$MODDIR" -name "$1.ko*" | head -1; }
+
+# Current kvm.ko parameters; x86 reloads kvm (and kvm_amd) when a test asks
+# for other kvm.* parameters (kvm.tdp_mmu is read-only once loaded).
+CUR_KVM_PARAMS=none
+load_x86() { # $1 = space-separated kvm.ko params
+	[ "$CUR_KVM_PARAMS" = "$1" ] && return 0
+	rmmod kvm_amd 2>/dev/null; rmmod kvm 2>/dev/null
+	lsmod | grep -q '^kvm_rs ' || insmod "$(modpath kvm_rs)" || return 1
+	insmod "$(modpath kvm)" $1 || return 1
+	insmod "$(modpath kvm-amd)" || insmod "$(modpath kvm_amd)" || return 1
+	CUR_KVM_PARAMS=$1
+	[ -c /dev/kvm ] || { echo "KVMRS-INFO /dev/kvm missing after loading kvm"; return 1; }
+}
+
+apply_params() { # $1 = comma-separated: kvm.x=y (module load) or /sys/...=v
+	kvmp=""
+	for p in $(echo "$1" | tr ',' ' '); do
+		case $p in
+		-) ;;
+		kvm.*) kvmp="$kvmp ${p#kvm.}" ;;
+		/*) echo "${p#*=}" >"${p%%=*}" || return 1 ;;
+		*) echo "KVMRS-INFO unknown parameter $p"; return 1 ;;
+		esac
+	done
+	if [ "$ARCH" = x86_64 ]; then
+		load_x86 "${kvmp# }" || return 1
+	elif [ -n "$kvmp" ]; then
+		echo "KVMRS-INFO kvm is built in on arm64: $kvmp needs the kernel command line"; return 1
+	fi
+}
+
+run_kunit() { # $1 = module; its KTAP goes to the log, the verdict from it
+	dmesg -c >/dev/null
+	insmod "$(modpath "$1")" || return 1
+	dmesg | sed -n 's/^\[[ 0-9.]*\] //p' | grep -E '^ *(KTAP|#|ok|not ok|[0-9]+\.\.[0-9]+)' | sed 's/^/KTAP: /'
+	rmmod "$1" 2>/dev/null
+	dmesg | grep -qE '^\[[ 0-9.]*\] +not ok ' && return 1
+	dmesg | grep -qE '^\[[ 0-9.]*\] ok [0-9]+ ' || return 1
+	return 0
+}
+
+n=0 pass=0 fail=0 skip=0
+while read -r name tmo flags params cmd; do
+	case $name in '' | \#*) continue ;; esac
+	if [ -n "$FILTER" ] && ! echo "$name $flags" | grep -qE "$FILTER"; then continue; fi
+	n=$((n + 1))
+	echo "KVMRS-TEST-START $n $name: $cmd"
+	t0=$(date +%s)
+	if ! apply_params "$params"; then
+		rc=1
+		echo "KVMRS-INFO $name: could not apply parameters '$params'"
+	else
+		case $cmd in
+		@kunit*) run_kunit ${cmd#@kunit }; rc=$? ;;
+		*) timeout -s KILL "$tmo" $cmd; rc=$? ;;
+		esac
+	fi
+	dt=$(($(date +%s) - t0))
+	if [ $rc -eq 0 ]; then
+		pass=$((pass + 1)); echo "ok $n - $name # time=${dt}s"
+	elif [ $rc -eq 4 ]; then
+		skip=$((skip + 1)); echo "ok $n - $name # SKIP (exit 4) time=${dt}s"
+	elif [ $rc -eq 137 ] || [ $rc -eq 143 ]; then
+		fail=$((fail + 1)); echo "not ok $n - $name # TIMEOUT after ${tmo}s"
+	else
+		fail=$((fail + 1)); echo "not ok $n - $name # exit=$rc time=${dt}s"
+	fi
+done </kvmrs/tests.list
+
+echo "1..$n"
+echo "KVMRS-DMESG-BEGIN"
+dmesg
+echo "KVMRS-DMESG-END"
+echo "$pass passed, $fail failed, $skip skipped"
+echo "KVMRS-DONE"
+sync
+reboot -f
