@@ -64,8 +64,8 @@ checkpatch() {
 	local p rc=0
 	for p in patches/[0-9]*.patch; do
 		case $p in */0000-*) continue ;; esac
-		out=$(perl "$cp/scripts/checkpatch.pl" --strict --no-tree --terse "$p" 2>&1) || { echo "$out"; rc=1; }
-		echo "$(basename "$p"): $(echo "$out" | tail -1)"
+		out=$(perl "$cp/scripts/checkpatch.pl" --strict --no-tree "$p" 2>&1) || { echo "$out"; rc=1; }
+		echo "$(basename "$p"): $(echo "$out" | grep -m1 "^total:")"
 	done
 	return $rc
 }

@@ -52,11 +52,12 @@ apply_params() { # $1 = comma-separated: kvm.x=y (module load) or /sys/...=v
 	fi
 }
 
-run_kunit() { # $1 = module; its KTAP goes to the log, the verdict from it
+run_kunit() { # $1 = module [params]; its KTAP goes to the log, the verdict from it
+	m=$1; shift
 	dmesg -c >/dev/null
-	insmod "$(modpath "$1")" || return 1
+	insmod "$(modpath "$m")" "$@" || return 1
 	dmesg | sed -n 's/^\[[ 0-9.]*\] //p' | grep -E '^ *(KTAP|#|ok|not ok|[0-9]+\.\.[0-9]+)' | sed 's/^/KTAP: /'
-	rmmod "$1" 2>/dev/null
+	rmmod "$m" 2>/dev/null
 	dmesg | grep -qE '^\[[ 0-9.]*\] +not ok ' && return 1
 	dmesg | grep -qE '^\[[ 0-9.]*\] ok [0-9]+ ' || return 1
 	return 0

@@ -21,6 +21,7 @@ LIST=${KVMRS_LIST:-$KVMRS_ROOT/selftests/vm-tests.$ARCH}
 sfx=$ARCH; [ "$DEBUG" = 1 ] && sfx=$ARCH-debug
 OUTD=$KVMRS_ROOT/out
 LOG=$OUTD/vm-$sfx.log
+[ -n "${KVMRS_LIST:-}" ] && LOG=$OUTD/vm-$sfx-$(basename "${KVMRS_LIST%.*}").log
 mkdir -p "$OUTD"
 [ -f "$LIST" ] || die "no test list $LIST"
 
@@ -66,6 +67,7 @@ build_initramfs() {
 	# The selftest binaries the list names (first word of the command).
 	local b f
 	for b in $(awk '!/^#/ && NF >= 5 && $5 !~ /^@/ {print $5}' "$LIST" | sort -u); do
+		/bin/busybox --list | grep -qx "$b" && continue # an applet (runner self-test)
 		f=$(find "$ST" -type f -name "$b" -perm -u+x | head -1)
 		[ -n "$f" ] || die "selftest binary '$b' (named in $LIST) was not built in $ST"
 		cp "$f" "$root/kvmrs/bin/"
@@ -114,7 +116,8 @@ npass=$(grep -cE '^ok [0-9]+ - ' "$LOG" || true)
 
 # Kernel splats anywhere in the log (console and the final dmesg dump).
 SPLAT='WARNING: |BUG: |BUG kmalloc|KASAN|Oops|general protection fault|Kernel panic|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|sleeping function called from invalid context|INFO: task .* blocked|Call Trace:'
-if grep -nE "$SPLAT" "$LOG" >"$OUTD/splats-$sfx.txt"; then
+# Only kernel lines (printk timestamps): selftests print "WARNING:" too.
+if grep -nE "^\[ *[0-9]+\.[0-9]+\] .*($SPLAT)" "$LOG" >"$OUTD/splats-$sfx.txt"; then
 	first=$(head -1 "$OUTD/splats-$sfx.txt" | cut -d: -f1)
 	problems+=("kernel splat in the guest log (line $first): $(head -1 "$OUTD/splats-$sfx.txt" | cut -d: -f2- | cut -c1-120)")
 	echo "---- guest log around line $first ----" >&2
