@@ -33,6 +33,8 @@ def c_norm(t):
     base = t.rstrip("*")
     stars = t[len(base):]
     base = C_ALIASES.get(base.strip(), base.strip())
+    if re.fullmatch(r"kvm_rs_\w+_fn", base):
+        base = "fnptr"  # function-pointer typedefs
     return base + stars
 
 
@@ -53,8 +55,9 @@ def rust_to_c(t):
         const, t = "const ", t[6:]
     t = t.split("::")[-1].strip()
     if t.startswith("Option<") and "extern" in t:
-        return "fnptr"
-    base = SCALARS.get(t, "struct " + re.sub(r"^Raw", "", t) if t[:1].isupper() else t)
+        return "fnptr" + stars
+    snake = re.sub(r"(?<!^)([A-Z])", r"_\1", t).lower()
+    base = SCALARS.get(t, "struct " + snake if t[:1].isupper() else t)
     return c_norm(const + base + stars)
 
 
@@ -95,9 +98,26 @@ def parse_rust():
     for f in files:
         src = open(f).read()
         src = re.sub(r"//[^\n]*", "", src)
-        for m in re.finditer(r"#\[no_mangle\]\s*pub\s+(?:unsafe\s+)?extern\s+\"C\"\s+fn\s+(\w+)\s*\(([^)]*)\)\s*(?:->\s*([^{]+?))?\s*\{", src, re.S):
-            name, args, ret = m.group(1), m.group(2), m.group(3) or "()"
-            al = [a for a in (x.strip() for x in args.split(",")) if a]
+        for m in re.finditer(r"#\[no_mangle\]\s*pub\s+(?:unsafe\s+)?extern\s+\"C\"\s+fn\s+(\w+)\s*\(", src):
+            name, i, depth = m.group(1), m.end(), 1
+            while depth:
+                depth += {"(": 1, ")": -1}.get(src[i], 0)
+                i += 1
+            args = src[m.end():i - 1]
+            rm = re.match(r"\s*(?:->\s*([^{]+?))?\s*\{", src[i:])
+            ret = (rm.group(1) if rm and rm.group(1) else "()")
+            # Split on top-level commas only (fn-pointer types have their own).
+            al, depth, cur = [], 0, ""
+            for ch in args:
+                depth += ch in "(<"
+                depth -= ch in ")>"
+                if ch == "," and depth == 0:
+                    al.append(cur.strip())
+                    cur = ""
+                else:
+                    cur += ch
+            if cur.strip():
+                al.append(cur.strip())
             funcs[name] = (rust_to_c(ret), [rust_to_c(a.split(":", 1)[1]) for a in al], os.path.basename(f))
         for m in re.finditer(r"#\[no_mangle\]\s*pub\s+static\s+(?:mut\s+)?(\w+)\s*:\s*([^=]+?)\s*=", src):
             vars_[m.group(1)] = rust_to_c(m.group(2))

@@ -24,13 +24,14 @@ modpath() { find "$MODDIR" -name "$1.ko*" | head -1; }
 
 # Current kvm.ko parameters; x86 reloads kvm (and kvm_amd) when a test asks
 # for other kvm.* parameters (kvm.tdp_mmu is read-only once loaded).
+# modprobe follows modules.dep: kvm_rs and irqbypass load before kvm.
 CUR_KVM_PARAMS=none
 load_x86() { # $1 = space-separated kvm.ko params
 	[ "$CUR_KVM_PARAMS" = "$1" ] && return 0
-	rmmod kvm_amd 2>/dev/null; rmmod kvm 2>/dev/null
-	lsmod | grep -q '^kvm_rs ' || insmod "$(modpath kvm_rs)" || return 1
-	insmod "$(modpath kvm)" $1 || return 1
-	insmod "$(modpath kvm-amd)" || insmod "$(modpath kvm_amd)" || return 1
+	modprobe -r kvm_amd 2>/dev/null; modprobe -r kvm 2>/dev/null
+	modprobe kvm_rs || return 1
+	modprobe kvm $1 || return 1
+	modprobe kvm_amd || return 1
 	CUR_KVM_PARAMS=$1
 	[ -c /dev/kvm ] || { echo "KVMRS-INFO /dev/kvm missing after loading kvm"; return 1; }
 }
@@ -76,7 +77,12 @@ while read -r name tmo flags params cmd; do
 	else
 		case $cmd in
 		@kunit*) run_kunit ${cmd#@kunit }; rc=$? ;;
-		*) timeout -s KILL "$tmo" $cmd; rc=$? ;;
+		*)	# Full path: the selftest library reopens its own ELF
+			# through argv[0].
+			set -- $cmd
+			b=$1; shift
+			[ -x "/kvmrs/bin/$b" ] && b=/kvmrs/bin/$b
+			timeout -s KILL "$tmo" "$b" "$@"; rc=$? ;;
 		esac
 	fi
 	dt=$(($(date +%s) - t0))

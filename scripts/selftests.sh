@@ -26,7 +26,7 @@ fi
 
 # Our tests live in kvmrs/ inside the upstream directory (untracked there).
 rm -rf "$KST/kvmrs"
-mkdir -p "$KST/kvmrs" "$OUT"
+mkdir -p "$KST/kvmrs" "$OUT" "$OUT"/kvmrs/{common,x86_64,aarch64}
 cp -r "$KVMRS_ROOT"/selftests/kvm/. "$KST/kvmrs/"
 step "building KVM selftests for $ARCH (static)"
 t0=$(date +%s)

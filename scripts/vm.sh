@@ -66,7 +66,7 @@ build_initramfs() {
 	fi
 	# The selftest binaries the list names (first word of the command).
 	local b f
-	for b in $(awk '!/^#/ && NF >= 5 && $5 !~ /^@/ {print $5}' "$LIST" | sort -u); do
+	for b in $(awk -v f="${FILTER:-.}" '!/^#/ && NF >= 5 && $5 !~ /^@/ && ($1 " " $3) ~ f {print $5}' "$LIST" | sort -u); do
 		/bin/busybox --list | grep -qx "$b" && continue # an applet (runner self-test)
 		f=$(find "$ST" -type f -name "$b" -perm -u+x | head -1)
 		[ -n "$f" ] || die "selftest binary '$b' (named in $LIST) was not built in $ST"
