@@ -41,6 +41,213 @@ static struct kunit_suite kvm_rs_ffi_suite = {
 
 kunit_test_suites(&kvm_rs_ffi_suite);
 
+#ifdef CONFIG_X86
+/*
+ * x86 rmap suite: kvm-rs's rmap entry points on real kernel memory, with a
+ * kzalloc-backed descriptor cache that counts what it hands out.
+ */
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/slab.h>
+#include "kvm_rs_rmap.h"
+
+#define T_PRESENT	BIT_ULL(11)	/* SPTE_MMU_PRESENT_MASK */
+#define T_ACCESSED	BIT_ULL(5)	/* shadow_accessed_mask without EPT */
+#define T_YOUNG		(T_PRESENT | T_ACCESSED | 1)
+#define T_NSPTES	40		/* three descriptors of 14 */
+
+struct t_cache {
+	atomic_t allocs, frees;
+};
+
+static void *t_alloc(void *ctx)
+{
+	struct t_cache *c = ctx;
+
+	atomic_inc(&c->allocs);
+	return kzalloc(KVM_RS_PTE_LIST_DESC_SIZE, GFP_ATOMIC);
+}
+
+static void t_free(void *ctx, void *desc)
+{
+	struct t_cache *c = ctx;
+
+	atomic_inc(&c->frees);
+	kfree(desc);
+}
+
+static const struct kvm_rs_age_params t_params = {
+	.accessed_mask = T_ACCESSED,
+	.acc_track_mask = 0,
+};
+
+static void kvm_rs_test_rmap_add_remove(struct kunit *test)
+{
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	unsigned long head = 0;
+	u64 *sptes;
+	int i;
+
+	sptes = kunit_kcalloc(test, T_NSPTES, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, sptes);
+	for (i = 0; i < T_NSPTES; i++)
+		KUNIT_EXPECT_EQ(test, kvm_rs_rmap_add(&head, &sptes[i], &ops), i);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_count(&head), T_NSPTES);
+	KUNIT_EXPECT_EQ(test, head & KVM_RS_RMAP_LOCKED, 0);
+	KUNIT_EXPECT_EQ(test, head & KVM_RS_RMAP_MANY, KVM_RS_RMAP_MANY);
+	/* Remove from the middle, the ends, then the rest: tails stay full. */
+	for (i = 13; i < T_NSPTES; i += 3)
+		KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&head, &sptes[i], &ops), 0);
+	for (i = 0; i < T_NSPTES; i++)
+		if (i < 13 || (i - 13) % 3)
+			KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&head, &sptes[i], &ops), 0);
+	KUNIT_EXPECT_EQ(test, head, 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&c.allocs), atomic_read(&c.frees));
+	KUNIT_EXPECT_GE(test, atomic_read(&c.allocs), 3);
+}
+
+static void kvm_rs_test_rmap_corruption(struct kunit *test)
+{
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	unsigned long head = 0, before;
+	u64 sptes[3] = {};
+
+	/* Removing from an empty rmap or an absent SPTE is an error, not a crash. */
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&head, &sptes[0], &ops), -ENODATA);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_add(&head, &sptes[0], &ops), 0);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&head, &sptes[1], &ops), -ENOENT);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_add(&head, &sptes[1], &ops), 1);
+	before = head;
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&head, &sptes[2], &ops), -ENOENT);
+	KUNIT_EXPECT_EQ(test, head, before);
+	/* A misaligned SPTE pointer would corrupt the flag bits. */
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_add(&head, (u64 *)((char *)&sptes[2] + 2), &ops), -EINVAL);
+	KUNIT_EXPECT_EQ(test, head, before);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_zap_all(&head, NULL, NULL, &ops), 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&c.allocs), atomic_read(&c.frees));
+}
+
+static void t_zap(void *ctx, u64 *sptep)
+{
+	(*(int *)ctx)++;
+	WRITE_ONCE(*sptep, 0);
+}
+
+static void kvm_rs_test_rmap_zap_and_age(struct kunit *test)
+{
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	unsigned long heads[4] = {};
+	int i, zapped = 0;
+	u64 *sptes;
+
+	sptes = kunit_kcalloc(test, T_NSPTES, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, sptes);
+	for (i = 0; i < T_NSPTES; i++) {
+		sptes[i] = T_YOUNG;
+		KUNIT_EXPECT_GE(test, kvm_rs_rmap_add(&heads[i % 3], &sptes[i], &ops), 0);
+	}
+	/* test_only reports young and writes nothing. */
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(heads, 4, true, &t_params, NULL, NULL), 1);
+	for (i = 0; i < T_NSPTES; i++)
+		KUNIT_EXPECT_EQ(test, sptes[i], T_YOUNG);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(heads, 4, false, &t_params, NULL, NULL), 1);
+	for (i = 0; i < T_NSPTES; i++)
+		KUNIT_EXPECT_EQ(test, sptes[i], T_YOUNG & ~T_ACCESSED);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(heads, 4, false, &t_params, NULL, NULL), 0);
+	/* A non-present SPTE is skipped, never made young or old. */
+	sptes[0] = T_ACCESSED;
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(heads, 1, false, &t_params, NULL, NULL), 0);
+	KUNIT_EXPECT_EQ(test, sptes[0], T_ACCESSED);
+	for (i = 0; i < 4; i++)
+		KUNIT_EXPECT_EQ(test, kvm_rs_rmap_zap_all(&heads[i], t_zap, &zapped, &ops), i < 3);
+	KUNIT_EXPECT_EQ(test, zapped, T_NSPTES);
+	KUNIT_EXPECT_EQ(test, atomic_read(&c.allocs), atomic_read(&c.frees));
+	KUNIT_EXPECT_GT(test, kvm_rs_age_stat(KVM_RS_AGE_PASSES), 0);
+}
+
+/* A kthread writer churning chains while this thread ages them locklessly. */
+struct t_race {
+	unsigned long heads[8];
+	u64 *sptes;
+	struct t_cache c;
+	int errors;
+	unsigned long rounds;
+	struct completion done;
+	bool stop;
+};
+
+static int t_writer(void *arg)
+{
+	struct t_race *r = arg;
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &r->c };
+	int i;
+
+	while (!READ_ONCE(r->stop)) {
+		for (i = 0; i < T_NSPTES; i++)
+			if (kvm_rs_rmap_add(&r->heads[i % 8], &r->sptes[i], &ops) < 0)
+				r->errors++;
+		for (i = T_NSPTES - 1; i >= 0; i--)
+			if (kvm_rs_rmap_remove(&r->heads[i % 8], &r->sptes[i], &ops))
+				r->errors++;
+		r->rounds++;
+		cond_resched();
+	}
+	complete(&r->done);
+	return 0;
+}
+
+static void kvm_rs_test_rmap_race(struct kunit *test)
+{
+	struct t_race *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+	unsigned long end = jiffies + msecs_to_jiffies(300), passes = 0;
+	struct task_struct *t;
+	int i, ret;
+
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	r->sptes = kunit_kcalloc(test, T_NSPTES, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, r->sptes);
+	for (i = 0; i < T_NSPTES; i++)
+		r->sptes[i] = T_YOUNG;
+	init_completion(&r->done);
+	t = kthread_run(t_writer, r, "kvm_rs_kunit_writer");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	while (time_before(jiffies, end)) {
+		ret = kvm_rs_rmap_age(r->heads, 8, false, &t_params, NULL, NULL);
+		KUNIT_EXPECT_GE(test, ret, 0);
+		passes++;
+		cond_resched();
+	}
+	WRITE_ONCE(r->stop, true);
+	wait_for_completion(&r->done);
+	KUNIT_EXPECT_EQ(test, r->errors, 0);
+	KUNIT_EXPECT_GT(test, r->rounds, 0);
+	KUNIT_EXPECT_GT(test, passes, 0);
+	for (i = 0; i < 8; i++)
+		KUNIT_EXPECT_EQ(test, r->heads[i], 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&r->c.allocs), atomic_read(&r->c.frees));
+	kunit_info(test, "writer rounds %lu, aging passes %lu\n", r->rounds, passes);
+}
+
+static struct kunit_case kvm_rs_rmap_cases[] = {
+	KUNIT_CASE(kvm_rs_test_rmap_add_remove),
+	KUNIT_CASE(kvm_rs_test_rmap_corruption),
+	KUNIT_CASE(kvm_rs_test_rmap_zap_and_age),
+	KUNIT_CASE(kvm_rs_test_rmap_race),
+	{}
+};
+
+static struct kunit_suite kvm_rs_rmap_suite = {
+	.name = "kvm_rs_rmap",
+	.test_cases = kvm_rs_rmap_cases,
+};
+
+kunit_test_suites(&kvm_rs_rmap_suite);
+#endif /* CONFIG_X86 */
+
 #ifdef CONFIG_ARM64
 /*
  * arm64 stage-2 helpers (include/kvm_rs_s2.h), checked against 6.12's own

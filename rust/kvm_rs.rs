@@ -19,6 +19,24 @@ use kernel::prelude::*;
 #[path = "core/atomic_core.rs"]
 pub mod atomic_impl;
 
+#[path = "core/shared.rs"]
+pub mod shared;
+
+#[path = "core/rmap.rs"]
+pub mod rmap;
+
+#[path = "core/age.rs"]
+pub mod age;
+
+#[path = "rmap_ffi.rs"]
+pub mod rmap_ffi;
+
+#[path = "core/s2.rs"]
+pub mod s2;
+
+#[path = "s2_ffi.rs"]
+pub mod s2_ffi;
+
 /// ABI version of the entry points; equal to `KVM_RS_ABI_VERSION` in
 /// `include/kvm_rs.h` (checked by `scripts/check_ffi.py`).
 pub const KVM_RS_ABI_VERSION: u32 = 1;
@@ -39,8 +57,11 @@ pub extern "C" fn kvm_rs_abi_version() -> u32 {
 
 extern "C" {
     /// C half of the module: checks that it links against this object and
-    /// agrees on the ABI version. Returns 0 or `-EINVAL`.
-    fn kvm_rs_c_selfcheck() -> c_int;
+    /// agrees on the ABI version, then creates the debugfs counters.
+    /// Returns 0 or `-EINVAL`.
+    fn kvm_rs_c_init() -> c_int;
+    /// Undoes [`kvm_rs_c_init`].
+    fn kvm_rs_c_exit();
 }
 
 module! {
@@ -55,9 +76,9 @@ struct KvmRs;
 
 impl kernel::Module for KvmRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: `kvm_rs_c_selfcheck` takes no arguments, touches no
-        // shared state and is defined in this module's C object.
-        let rc = unsafe { kvm_rs_c_selfcheck() };
+        // SAFETY: `kvm_rs_c_init` takes no arguments, is defined in this
+        // module's C object and is called once, before any `kvm_rs_c_exit`.
+        let rc = unsafe { kvm_rs_c_init() };
         if rc != 0 {
             pr_err!("C and Rust halves disagree on the ABI version\n");
             return Err(EINVAL);
@@ -67,5 +88,13 @@ impl kernel::Module for KvmRs {
             pr_info!("kvm-rs loaded, ABI {}\n", KVM_RS_ABI_VERSION);
         }
         Ok(KvmRs)
+    }
+}
+
+impl Drop for KvmRs {
+    fn drop(&mut self) {
+        // SAFETY: `kvm_rs_c_init` succeeded (the module exists); this runs
+        // once, at unload, when no user of the exports is left.
+        unsafe { kvm_rs_c_exit() };
     }
 }

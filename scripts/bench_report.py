@@ -9,7 +9,8 @@ report SPEC LOG OUT   parse the serial log, print medians and ratios
                       and OUT.svg.
 
 SPEC lines:  name | timeout | variants | metrics | command
-  variants: label=params;label=params  (params as in the test lists, '-')
+  variants: label=params;label=params  (params as in the test lists, '-';
+            "params@args" appends args to the command for that variant)
   metrics:  label=regex;...            (regex with one group: a number in s)
 """
 import json
@@ -40,7 +41,9 @@ def gen(spec, rounds):
         for b in parse_spec(spec):
             vs = b["variants"] if r % 2 == 0 else list(reversed(b["variants"]))
             for label, params in vs:
-                print(f"bench.{b['name']}.{label}.r{r} {b['timeout']} - {params} {b['cmd']}")
+                # "params@args": extra arguments for this variant's command.
+                params, _, extra = params.partition("@")
+                print(f"bench.{b['name']}.{label}.r{r} {b['timeout']} - {params} {b['cmd']} {extra}".rstrip())
 
 
 def segments(log):
@@ -88,14 +91,16 @@ def report(spec, log, out):
     specs = parse_spec(spec)
     values, failed = {}, []
     for name, lines, ok in segments(log):
-        m = re.match(r"bench\.(.+)\.([^.]+)\.r(\d+)$", name)
-        if not m:
+        # Labels may contain dots ("6.12"): match against the spec.
+        hit = [(b, v) for b in specs for v, _ in b["variants"]
+               if re.fullmatch(re.escape(f"bench.{b['name']}.{v}.r") + r"\d+", name)]
+        if not hit:
             continue
-        bname, variant = m.group(1), m.group(2)
+        b, variant = hit[0]
+        bname = b["name"]
         if not ok:
             failed.append(name)
             continue
-        b = next(s for s in specs if s["name"] == bname)
         text = "\n".join(lines)
         for label, rx in b["metrics"]:
             for hit in re.findall(rx, text):
@@ -117,9 +122,21 @@ def report(spec, log, out):
                                  median=med, values=vals, ratio_vs_first=ratio, baseline=base))
                 rs = f"{ratio:7.3f}" if ratio is not None else "      -"
                 print(f"{b['name']:<22} {label:<26} {v:<8} {len(vals):>3} {med:>10.3f} {rs}")
+    # Benchmarks with more than two variants: every ratio against the others.
+    pairs = []
+    for b in specs:
+        if len(b["variants"]) < 3:
+            continue
+        for label, _ in b["metrics"]:
+            med = {r["variant"]: r["median"] for r in rows if r["metric"] == f"{b['name']}:{label}"}
+            for x in med:
+                for y in med:
+                    if x != y and med[y] > 0:
+                        pairs.append(dict(metric=f"{b['name']}:{label}", num=x, den=y, ratio=med[x] / med[y]))
+                        print(f"ratio {b['name']}:{label} {x}/{y} {med[x] / med[y]:.3f}")
     for f in failed:
         print(f"FAILED RUN: {f}")
-    json.dump(dict(rows=rows, failed=failed, log=log), open(out + ".json", "w"), indent=1)
+    json.dump(dict(rows=rows, pairs=pairs, failed=failed, log=log), open(out + ".json", "w"), indent=1)
     svg(rows, out + ".svg")
     print(f"wrote {out}.json {out}.svg")
     return 1 if failed or not rows else 0

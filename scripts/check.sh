@@ -26,6 +26,11 @@ for a in $ARCHES; do
 	[ "${PIPESTATUS[0]}" = 0 ] || bad+=("$a")
 	count "out/check-$a.log"
 done
+# The runner itself must be able to fail (x86 boots in seconds).
+step "VM runner self-test (a failing test, a guest WARN and a hang must fail)"
+ARCH=x86_64 bash scripts/runner-selftest.sh 2>&1 | tee out/check-runner.log
+[ "${PIPESTATUS[0]}" = 0 ] || bad+=(runner-selftest)
+count out/check-runner.log
 step "make check done: ${bad[*]:-all green}"
 echo "$tp passed, $tf failed"
 [ ${#bad[@]} -eq 0 ]

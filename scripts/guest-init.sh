@@ -38,6 +38,11 @@ load_x86() { # $1 = space-separated kvm.ko params
 
 apply_params() { # $1 = comma-separated: kvm.x=y (module load) or /sys/...=v
 	kvmp=""
+	[ "$ARCH" = x86_64 ] && { modprobe kvm_rs || return 1; }
+	# Runtime switches start from their defaults for every test.
+	[ -f /kvmrs/defaults ] && while IFS= read -r d; do
+		case $d in /*=*) [ -e "${d%%=*}" ] && echo "${d#*=}" >"${d%%=*}" ;; esac
+	done </kvmrs/defaults
 	for p in $(echo "$1" | tr ',' ' '); do
 		case $p in
 		-) ;;

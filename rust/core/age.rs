@@ -116,6 +116,24 @@ pub unsafe fn age_spte(
     p: &AgeParams,
     on_tracked: &mut impl FnMut(u64),
 ) -> bool {
+    // SAFETY: The caller's guarantee, passed on.
+    unsafe { age_spte_counted(sptep, test_only, p, on_tracked, &mut 0) }
+}
+
+/// [`age_spte`], adding 1 to `cmpxchg_failed` when the SPTE changed under
+/// the access-tracking cmpxchg.
+///
+/// # Safety
+///
+/// As for [`age_spte`].
+#[inline(always)]
+unsafe fn age_spte_counted(
+    sptep: SptePtr,
+    test_only: bool,
+    p: &AgeParams,
+    on_tracked: &mut impl FnMut(u64),
+    cmpxchg_failed: &mut u64,
+) -> bool {
     // SAFETY: The caller guarantees the SPTE is live.
     let s = unsafe { &*sptep };
     let v = s.load();
@@ -129,6 +147,8 @@ pub unsafe fn age_spte(
         s.fetch_andnot(p.accessed_mask);
     } else if s.try_cmpxchg(v, p.access_tracked(v)).is_ok() {
         on_tracked(v);
+    } else {
+        *cmpxchg_failed += 1;
     }
     // A failed cmpxchg means the SPTE changed under us: leave it (young).
     true
@@ -141,10 +161,11 @@ fn age_locked(
     test_only: bool,
     p: &AgeParams,
     on_tracked: &mut impl FnMut(u64),
+    failed: &mut u64,
 ) -> Result<bool, RmapError> {
     if val & MANY == 0 {
         // SAFETY: We hold the bit of the rmap containing this SPTE.
-        return Ok(unsafe { age_spte(val as SptePtr, test_only, p, on_tracked) });
+        return Ok(unsafe { age_spte_counted(val as SptePtr, test_only, p, on_tracked, failed) });
     }
     let mut young = false;
     let mut d = (val & !crate::rmap::FLAGS) as *const crate::rmap::PteListDesc;
@@ -156,7 +177,8 @@ fn age_locked(
         }
         for i in 0..cnt {
             // SAFETY: As above; the entry is an SPTE in this rmap.
-            let y = unsafe { age_spte((*d).sptes[i].get(), test_only, p, on_tracked) };
+            let y =
+                unsafe { age_spte_counted((*d).sptes[i].get(), test_only, p, on_tracked, failed) };
             if y && test_only {
                 return Ok(true);
             }
@@ -184,16 +206,55 @@ pub fn age_range_with(
     heads: &[RmapHead],
     test_only: bool,
     params: &AgeParams,
+    on_tracked: impl FnMut(u64),
+) -> Result<bool, RmapError> {
+    age_range_stats(
+        heads,
+        test_only,
+        params,
+        &mut AgeStats::default(),
+        on_tracked,
+    )
+}
+
+/// What one aging pass saw; the kernel adds these to its debugfs counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgeStats {
+    /// Non-empty rmaps that were locked and walked.
+    pub visited: u64,
+    /// Rmaps with at least one young SPTE (aged, unless `test_only`).
+    pub young: u64,
+    /// Access-tracking cmpxchgs that lost to a concurrent SPTE change.
+    pub cmpxchg_failed: u64,
+    /// Spin iterations waiting for another holder's lock bit.
+    pub spins: u64,
+}
+
+/// [`age_range_with`], adding what it saw to `stats`.
+pub fn age_range_stats(
+    heads: &[RmapHead],
+    test_only: bool,
+    params: &AgeParams,
+    stats: &mut AgeStats,
     mut on_tracked: impl FnMut(u64),
 ) -> Result<bool, RmapError> {
     let mut young = false;
     for h in heads {
-        let Some(g) = h.lock_readonly() else {
+        let Some(g) = h.lock_readonly_counted(&mut stats.spins) else {
             continue;
         };
-        let r = age_locked(g.value(), test_only, params, &mut on_tracked);
+        stats.visited += 1;
+        let r = age_locked(
+            g.value(),
+            test_only,
+            params,
+            &mut on_tracked,
+            &mut stats.cmpxchg_failed,
+        );
         g.unlock()?;
-        young |= r?;
+        let y = r?;
+        stats.young += y as u64;
+        young |= y;
         if young && test_only {
             return Ok(true);
         }

@@ -230,9 +230,17 @@ impl RmapHead {
     /// Spins until the bit is clear, then takes it. Returns the old value
     /// with [`LOCKED`] clear, or `0` without locking if the head is empty.
     #[inline(always)]
-    fn lock_from(&self, mut old: usize) -> usize {
+    fn lock_from(&self, old: usize) -> usize {
+        self.lock_from_counted(old, &mut 0)
+    }
+
+    /// [`RmapHead::lock_from`], adding the number of spin iterations (waits
+    /// for another holder's bit) to `spins`.
+    #[inline(always)]
+    fn lock_from_counted(&self, mut old: usize, spins: &mut u64) -> usize {
         loop {
             while old & LOCKED != 0 {
+                *spins += 1;
                 crate::atomic_impl::spin_hint();
                 old = self.val.load();
             }
@@ -293,11 +301,17 @@ impl RmapHead {
     /// re-checks for empty and takes the bit with an acquire CAS.
     #[inline(always)]
     pub fn lock_readonly(&self) -> Option<ReadLocked<'_>> {
+        self.lock_readonly_counted(&mut 0)
+    }
+
+    /// [`RmapHead::lock_readonly`], adding its spin iterations to `spins`.
+    #[inline(always)]
+    pub fn lock_readonly_counted(&self, spins: &mut u64) -> Option<ReadLocked<'_>> {
         let old = self.val.load();
         if old == 0 {
             return None;
         }
-        match self.lock_from(old) {
+        match self.lock_from_counted(old, spins) {
             0 => None,
             old => Some(ReadLocked { head: self, old }),
         }

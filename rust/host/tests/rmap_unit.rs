@@ -279,6 +279,37 @@ fn zap_all_visits_everything_and_frees() {
 }
 
 #[test]
+fn age_stats_count_what_the_pass_saw() {
+    let p = AgeParams::X86_LEGACY;
+    let s = sptes(3, YOUNG);
+    s[2].store(OLD);
+    let heads: Vec<RmapHead> = (0..5).map(|_| RmapHead::new()).collect();
+    let mut a = TrackingAlloc::new();
+    add(&heads[1], &s[0], &mut a).unwrap();
+    add(&heads[3], &s[1], &mut a).unwrap();
+    add(&heads[4], &s[2], &mut a).unwrap();
+    let mut st = age::AgeStats::default();
+    let mut tracked = 0;
+    let r = age::age_range_stats(&heads, false, &p, &mut st, |_| tracked += 1);
+    assert_eq!(r, Ok(true));
+    // Two empty heads are skipped with one load; the old SPTE's rmap is
+    // visited but not young; A/D-enabled SPTEs are never access-tracked.
+    let want = age::AgeStats {
+        visited: 3,
+        young: 2,
+        cmpxchg_failed: 0,
+        spins: 0,
+    };
+    assert_eq!((st, tracked), (want, 0));
+    // test_only stops at the first young rmap.
+    s[0].store(YOUNG);
+    s[1].store(YOUNG);
+    let mut st = age::AgeStats::default();
+    let r = age::age_range_stats(&heads, true, &p, &mut st, |_| ());
+    assert_eq!((r, st.visited, st.young), (Ok(true), 1, 1));
+}
+
+#[test]
 fn age_ad_enabled() {
     let p = AgeParams::X86_LEGACY;
     let s = sptes(3, YOUNG);

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `extern "C"` entry points of the x86 rmap core, declared for C in
+//! `include/kvm_rs_rmap.h` and exported by `c/kvm_rs_exports.c`.
+//!
+//! This file is kernel glue only: it turns C pointers into the core types
+//! of `core/rmap.rs` and `core/age.rs` and maps their errors to errnos.
+
+use core::ffi::{c_int, c_uint, c_void};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::age::{age_range_stats, AgeParams, AgeStats};
+use crate::rmap::{DescAlloc, PteListDesc, RmapError, RmapHead, SptePtr};
+use kernel::bindings;
+
+/// `sizeof(struct pte_list_desc)`, `KVM_RS_PTE_LIST_DESC_SIZE` in C.
+pub const KVM_RS_PTE_LIST_DESC_SIZE: usize = 128;
+const _: () = assert!(core::mem::size_of::<PteListDesc>() == KVM_RS_PTE_LIST_DESC_SIZE);
+
+/// Module parameter `kvm_rs.lockless_aging` (0/1, default 1): KVM's aging
+/// notifiers use [`kvm_rs_rmap_age`] without `mmu_lock` when set, the 6.12
+/// locked walk when clear. Written by the parameter code (a plain C store),
+/// read by KVM with `READ_ONCE()` once per notifier call.
+#[no_mangle]
+pub static kvm_rs_lockless_aging: AtomicU32 = AtomicU32::new(1);
+
+/// `struct kvm_rs_desc_ops`: KVM's descriptor cache.
+#[repr(C)]
+pub struct KvmRsDescOps {
+    alloc: Option<unsafe extern "C" fn(*mut c_void) -> *mut c_void>,
+    free: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
+    ctx: *mut c_void,
+}
+
+/// `struct kvm_rs_age_params`.
+#[repr(C)]
+pub struct KvmRsAgeParams {
+    accessed_mask: u64,
+    acc_track_mask: u64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<KvmRsDescOps>() == 24);
+    assert!(core::mem::size_of::<KvmRsAgeParams>() == 16);
+};
+
+/// A [`DescAlloc`] backed by C callbacks.
+struct CAlloc<'a>(&'a KvmRsDescOps);
+
+// SAFETY: `kvm_rs_desc_ops` is documented (include/kvm_rs_rmap.h) to return
+// zeroed `struct pte_list_desc` memory (a valid empty descriptor) that is
+// private until freed, without sleeping, and to take back what it returned.
+unsafe impl DescAlloc for CAlloc<'_> {
+    fn alloc(&mut self) -> Option<NonNull<PteListDesc>> {
+        let f = self.0.alloc?;
+        // SAFETY: A C callback with the contract above; `ctx` is its own.
+        NonNull::new(unsafe { f(self.0.ctx) }.cast::<PteListDesc>())
+    }
+
+    unsafe fn free(&mut self, desc: NonNull<PteListDesc>) {
+        if let Some(f) = self.0.free {
+            // SAFETY: `desc` came from `alloc` (the trait's contract).
+            unsafe { f(self.0.ctx, desc.as_ptr().cast::<c_void>()) };
+        }
+    }
+}
+
+/// The negative errno C sees for `e` (documented in include/kvm_rs_rmap.h).
+fn errno(e: RmapError) -> c_int {
+    let code = match e {
+        RmapError::AllocFailed => bindings::ENOMEM,
+        RmapError::NotFound => bindings::ENOENT,
+        RmapError::Empty => bindings::ENODATA,
+        RmapError::BadSptePtr | RmapError::BadDescriptor | RmapError::LockedValue => {
+            bindings::EINVAL
+        }
+        RmapError::Changed { .. } | RmapError::ConcurrentWriter => bindings::EBUSY,
+    };
+    -(code as c_int)
+}
+
+/// Adds `sptep` to the rmap; returns the previous count or a negative errno.
+///
+/// # Safety
+///
+/// `head` points to a `struct kvm_rmap_head` that lives as long as the
+/// rmap is used; the caller holds `kvm->mmu_lock` for write (the only
+/// writer of this head); `sptep` is a live SPTE that stays valid while it
+/// is in the rmap; `ops` is valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_rmap_add(
+    head: *mut usize,
+    sptep: *mut u64,
+    ops: *const KvmRsDescOps,
+) -> c_int {
+    // SAFETY: The caller's contract covers `head` and `ops`.
+    let (h, ops) = unsafe { (RmapHead::from_raw(head), &*ops) };
+    // SAFETY: We are the only writer (mmu_lock held for write).
+    match unsafe { h.add(sptep as SptePtr, &mut CAlloc(ops)) } {
+        Ok(n) => n.min(c_int::MAX as usize) as c_int,
+        Err(e) => errno(e),
+    }
+}
+
+/// Removes `sptep` from the rmap; 0 or a negative errno.
+///
+/// # Safety
+///
+/// As for [`kvm_rs_rmap_add`].
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_rmap_remove(
+    head: *mut usize,
+    sptep: *mut u64,
+    ops: *const KvmRsDescOps,
+) -> c_int {
+    // SAFETY: The caller's contract covers `head` and `ops`.
+    let (h, ops) = unsafe { (RmapHead::from_raw(head), &*ops) };
+    // SAFETY: We are the only writer (mmu_lock held for write).
+    match unsafe { h.remove(sptep as SptePtr, &mut CAlloc(ops)) } {
+        Ok(()) => 0,
+        Err(e) => errno(e),
+    }
+}
+
+/// Empties the rmap, calling `f(ctx, sptep)` for every SPTE after the chain
+/// left the head; 1 if it was not empty, 0 if it was, or a negative errno.
+///
+/// # Safety
+///
+/// As for [`kvm_rs_rmap_add`]; `f` may be called with `ctx` any number of
+/// times during the call.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_rmap_zap_all(
+    head: *mut usize,
+    f: Option<unsafe extern "C" fn(*mut c_void, *mut u64)>,
+    ctx: *mut c_void,
+    ops: *const KvmRsDescOps,
+) -> c_int {
+    // SAFETY: The caller's contract covers `head` and `ops`.
+    let (h, ops) = unsafe { (RmapHead::from_raw(head), &*ops) };
+    let cb = |s: SptePtr| {
+        if let Some(f) = f {
+            // SAFETY: `s` was in the rmap: a live SPTE the caller zaps.
+            unsafe { f(ctx, s as *mut u64) };
+        }
+    };
+    // SAFETY: We are the only writer (mmu_lock held for write).
+    match unsafe { h.zap_all(&mut CAlloc(ops), cb) } {
+        Ok(any) => any as c_int,
+        Err(e) => errno(e),
+    }
+}
+
+/// Number of SPTEs in the rmap (6.12's `pte_list_count()`).
+///
+/// # Safety
+///
+/// `head` is valid and the caller holds `mmu_lock` (the chain cannot change).
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_rmap_count(head: *mut usize) -> c_uint {
+    // SAFETY: The caller's contract; the chain is stable under mmu_lock.
+    unsafe { RmapHead::from_raw(head).count() as c_uint }
+}
+
+static AGE_STATS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// Ages `nr` consecutive rmap heads without `mmu_lock`: 1 if any SPTE was
+/// young, 0 if none, or a negative errno on a corrupt rmap.
+///
+/// # Safety
+///
+/// `heads` points to `nr` live `struct kvm_rmap_head`s (a memslot's rmap
+/// array, kept alive by the caller's SRCU read lock); every SPTE in them is
+/// live while it is in its rmap (KVM removes rmap entries under the bit
+/// before freeing a page table); `params` is valid; `on_tracked`, if set,
+/// may be called with `ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_rmap_age(
+    heads: *mut usize,
+    nr: usize,
+    test_only: bool,
+    params: *const KvmRsAgeParams,
+    on_tracked: Option<unsafe extern "C" fn(*mut c_void, u64)>,
+    ctx: *mut c_void,
+) -> c_int {
+    if heads.is_null() || nr == 0 {
+        return 0;
+    }
+    // SAFETY: `RmapHead` is a transparent word, and the caller guarantees
+    // `nr` consecutive live heads.
+    let hs = unsafe { core::slice::from_raw_parts(RmapHead::from_raw(heads), nr) };
+    // SAFETY: The caller guarantees `params` is valid.
+    let p = unsafe { &*params };
+    let ap = AgeParams {
+        accessed_mask: p.accessed_mask,
+        acc_track_mask: p.acc_track_mask,
+    };
+    let mut st = AgeStats::default();
+    let r = age_range_stats(hs, test_only, &ap, &mut st, |old| {
+        if let Some(f) = on_tracked {
+            // SAFETY: A C callback with its own `ctx` (caller's contract).
+            unsafe { f(ctx, old) };
+        }
+    });
+    // Relaxed: statistics only, read by debugfs without any ordering need.
+    AGE_STATS[0].fetch_add(1, Ordering::Relaxed);
+    for (i, v) in [st.visited, st.young, st.cmpxchg_failed, st.spins]
+        .iter()
+        .enumerate()
+    {
+        if *v != 0 {
+            // Relaxed: as above.
+            AGE_STATS[i + 1].fetch_add(*v, Ordering::Relaxed);
+        }
+    }
+    match r {
+        Ok(y) => y as c_int,
+        Err(e) => errno(e),
+    }
+}
+
+/// Reads one aging counter (`enum kvm_rs_age_stat`); 0 if out of range.
+#[no_mangle]
+pub extern "C" fn kvm_rs_age_stat(stat: u32) -> u64 {
+    // Relaxed: statistics only.
+    AGE_STATS
+        .get(stat as usize)
+        .map_or(0, |c| c.load(Ordering::Relaxed))
+}
