@@ -71,7 +71,7 @@ DEFINE_SHOW_ATTRIBUTE(kvm_rs_s2_all);
  * sanitised ID_AA64MMFR2_EL1 is the value every CPU (including any late
  * one, which must match it to come online) agrees on.
  */
-static int __init kvm_rs_s2_init(void)
+static int __init __maybe_unused kvm_rs_s2_init(void)
 {
 	struct dentry *top, *dir;
 	u64 mmfr2;
@@ -103,4 +103,12 @@ static int __init kvm_rs_s2_init(void)
 	debugfs_create_file("all", 0444, dir, NULL, &kvm_rs_s2_all_fops);
 	return 0;
 }
+
+/*
+ * Only built in (KVM is built in on arm64, and pgtable.c calls kvm-rs only
+ * when IS_BUILTIN(CONFIG_KVM_RS)); as a module the Rust module! owns the
+ * init function, and nothing would consult these decisions anyway.
+ */
+#ifndef MODULE
 late_initcall(kvm_rs_s2_init);
+#endif

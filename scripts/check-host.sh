@@ -24,7 +24,7 @@ check() { # name, command...
 
 HOST=rust/host
 JOBS=${CARGO_JOBS:-2}
-cargo_tests() { (cd $HOST && cargo test -q -j"$JOBS" --all-targets 2>&1 | grep -vE '^\s*$|running 0 tests|^test result: ok. 0 passed'; exit "${PIPESTATUS[0]}"); }
+cargo_tests() { (cd $HOST && cargo test -q -j"$JOBS" --lib --tests 2>&1 | grep -vE '^\s*$|running 0 tests|^test result: ok. 0 passed'; exit "${PIPESTATUS[0]}"); }
 loom_tests() {
 	local t tests=()
 	for t in $HOST/tests/loom_*.rs; do [ -e "$t" ] && tests+=(--test "$(basename "$t" .rs)"); done
@@ -64,7 +64,9 @@ checkpatch() {
 	local p rc=0
 	for p in patches/[0-9]*.patch; do
 		case $p in */0000-*) continue ;; esac
-		out=$(perl "$cp/scripts/checkpatch.pl" --strict --no-tree "$p" 2>&1) || { echo "$out"; rc=1; }
+		# Run from outside this git repository: checkpatch.pl reads a
+		# ".git" in its working directory and then misparses patch files.
+		out=$(cd "$cp" && perl scripts/checkpatch.pl --strict --no-tree "$KVMRS_ROOT/$p" 2>&1) || { echo "$out"; rc=1; }
 		echo "$(basename "$p"): $(echo "$out" | grep -m1 "^total:")"
 	done
 	return $rc
