@@ -37,7 +37,7 @@ bench-host: deps
 	@bash scripts/bench-host.sh
 
 fmt:
-	rustfmt --config-path .rustfmt.toml rust/kvm_rs.rs rust/core/*.rs $(HOST_DIR)/src/*.rs $(HOST_DIR)/tests/*.rs $(HOST_DIR)/benches/*.rs
+	rustfmt --config-path .rustfmt.toml rust/*.rs rust/core/*.rs $(HOST_DIR)/src/*.rs $(HOST_DIR)/tests/*.rs $(HOST_DIR)/benches/*.rs
 
 # --- kernel and VMs -----------------------------------------------------------
 kernel: deps

@@ -34,7 +34,7 @@ loom_tests() {
 	return "${PIPESTATUS[0]}"
 }
 rustfmt_check() {
-	rustfmt --check --config-path .rustfmt.toml --edition 2021 rust/kvm_rs.rs rust/core/*.rs \
+	rustfmt --check --config-path .rustfmt.toml --edition 2021 rust/*.rs rust/core/*.rs \
 		$(ls $HOST/src/*.rs $HOST/tests/*.rs $HOST/benches/*.rs 2>/dev/null)
 }
 kconfig_in_patch() {
