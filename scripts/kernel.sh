@@ -198,7 +198,7 @@ build() {
 	want="$(cd "$KSRC" && git rev-parse HEAD 2>/dev/null || echo ext) $(cat "$O/.kvmrs-config-key") $(srcs_id)"
 	[ -f "$O/.kvmrs-built" ] && have=$(cat "$O/.kvmrs-built")
 	if [ "$have" = "$want" ] && [ -f "$O/$IMAGE" ]; then
-		ok "kernel $ARCH${DEBUG/#1/ (debug)} up to date (cache: $O)"
+		ok "kernel $ARCH$([ "$DEBUG" = 1 ] && echo " (debug)") up to date (cache: $O)"
 		return
 	fi
 	rm -f "$O/.kvmrs-built"

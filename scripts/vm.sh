@@ -71,10 +71,13 @@ build_initramfs() {
 		sed -i "/^n=0 pass=0/i . /kvmrs/extra-init.sh" "$root/init"
 		cp "$KVMRS_EXTRA_INIT" "$root/kvmrs/extra-init.sh"
 	fi
+	# Guest-side shell tests.
+	cp "$KVMRS_ROOT"/selftests/guest/*.sh "$root/kvmrs/bin/" 2>/dev/null || true
 	# The selftest binaries the list names (first word of the command).
 	local b f
 	for b in $(awk -v f="${FILTER:-.}" '!/^#/ && NF >= 5 && $5 !~ /^@/ && ($1 " " $3) ~ f {print $5}' "$LIST" | sort -u); do
 		/bin/busybox --list | grep -qx "$b" && continue # an applet (runner self-test)
+		[ -f "$KVMRS_ROOT/selftests/guest/$b" ] && continue # a guest shell test
 		f=$(find "$ST" -type f -name "$b" -perm -u+x | head -1)
 		[ -n "$f" ] || die "selftest binary '$b' (named in $LIST) was not built in $ST"
 		cp "$f" "$root/kvmrs/bin/"
