@@ -7,6 +7,7 @@
 #include <linux/debugfs.h>
 #include <linux/export.h>
 #include <linux/module.h>
+#include <linux/percpu.h>
 #include "kvm_rs.h"
 #include "kvm_rs_rmap.h"
 
@@ -29,6 +30,37 @@ MODULE_PARM_DESC(lockless_aging,
 /* Storage is the Rust static of the same name (an AtomicU32). */
 module_param_named(verbose, kvm_rs_verbose, uint, 0644);
 MODULE_PARM_DESC(verbose, "Log kvm-rs details at load time (0/1)");
+
+/* Aging counters, per CPU: concurrent agers never share their cache line. */
+struct kvm_rs_age_pcpu {
+	u64 v[KVM_RS_AGE_NR_STATS];
+};
+static DEFINE_PER_CPU(struct kvm_rs_age_pcpu, kvm_rs_age_pcpu);
+
+void kvm_rs_age_account(u64 visited, u64 young, u64 cmpxchg_failed, u64 spins)
+{
+	this_cpu_inc(kvm_rs_age_pcpu.v[KVM_RS_AGE_PASSES]);
+	if (visited)
+		this_cpu_add(kvm_rs_age_pcpu.v[KVM_RS_AGE_RMAPS_VISITED], visited);
+	if (young)
+		this_cpu_add(kvm_rs_age_pcpu.v[KVM_RS_AGE_YOUNG], young);
+	if (cmpxchg_failed)
+		this_cpu_add(kvm_rs_age_pcpu.v[KVM_RS_AGE_CMPXCHG_FAILED], cmpxchg_failed);
+	if (spins)
+		this_cpu_add(kvm_rs_age_pcpu.v[KVM_RS_AGE_LOCK_SPINS], spins);
+}
+
+u64 kvm_rs_age_stat(u32 stat)
+{
+	u64 sum = 0;
+	int cpu;
+
+	if (stat >= KVM_RS_AGE_NR_STATS)
+		return 0;
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(kvm_rs_age_pcpu, cpu).v[stat];
+	return sum;
+}
 
 #ifdef CONFIG_X86
 static const char *const kvm_rs_age_stat_names[KVM_RS_AGE_NR_STATS] = {

@@ -78,7 +78,9 @@ unsigned int kvm_rs_rmap_count(unsigned long *head);
 int kvm_rs_rmap_age(unsigned long *heads, unsigned long nr, bool test_only,
 		    const struct kvm_rs_age_params *params,
 		    kvm_rs_tracked_fn on_tracked, void *ctx);
-/* Reads one aging counter (enum kvm_rs_age_stat). */
+/* Reads one aging counter (enum kvm_rs_age_stat), summed over CPUs. */
 u64 kvm_rs_age_stat(u32 stat);
+/* Internal (kvm-rs's Rust calls its C half): account one aging call. */
+void kvm_rs_age_account(u64 visited, u64 young, u64 cmpxchg_failed, u64 spins);
 
 #endif /* KVM_RS_RMAP_H */

@@ -8,7 +8,7 @@
 
 use core::ffi::{c_int, c_uint, c_void};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::AtomicU32;
 
 use crate::age::{age_range_stats, AgeParams, AgeStats};
 use crate::rmap::{DescAlloc, PteListDesc, RmapError, RmapHead, SptePtr};
@@ -163,7 +163,12 @@ pub unsafe extern "C" fn kvm_rs_rmap_count(head: *mut usize) -> c_uint {
     unsafe { RmapHead::from_raw(head).count() as c_uint }
 }
 
-static AGE_STATS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+extern "C" {
+    /// Adds one aging call's numbers to the per-CPU counters behind
+    /// debugfs (`c/kvm_rs_exports.c`): no cache line is shared between
+    /// CPUs that age at the same time.
+    fn kvm_rs_age_account(visited: u64, young: u64, cmpxchg_failed: u64, spins: u64);
+}
 
 /// Ages `nr` consecutive rmap heads without `mmu_lock`: 1 if any SPTE was
 /// young, 0 if none, or a negative errno on a corrupt rmap.
@@ -203,28 +208,10 @@ pub unsafe extern "C" fn kvm_rs_rmap_age(
             unsafe { f(ctx, old) };
         }
     });
-    // Relaxed: statistics only, read by debugfs without any ordering need.
-    AGE_STATS[0].fetch_add(1, Ordering::Relaxed);
-    for (i, v) in [st.visited, st.young, st.cmpxchg_failed, st.spins]
-        .iter()
-        .enumerate()
-    {
-        if *v != 0 {
-            // Relaxed: as above.
-            AGE_STATS[i + 1].fetch_add(*v, Ordering::Relaxed);
-        }
-    }
+    // SAFETY: A plain C function of this module; it only does this_cpu_add.
+    unsafe { kvm_rs_age_account(st.visited, st.young, st.cmpxchg_failed, st.spins) };
     match r {
         Ok(y) => y as c_int,
         Err(e) => errno(e),
     }
-}
-
-/// Reads one aging counter (`enum kvm_rs_age_stat`); 0 if out of range.
-#[no_mangle]
-pub extern "C" fn kvm_rs_age_stat(stat: u32) -> u64 {
-    // Relaxed: statistics only.
-    AGE_STATS
-        .get(stat as usize)
-        .map_or(0, |c| c.load(Ordering::Relaxed))
 }
