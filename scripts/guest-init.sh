@@ -69,6 +69,47 @@ run_kunit() { # $1 = module [params]; its KTAP goes to the log, the verdict from
 	return 0
 }
 
+# A hung test's state before it is killed: per thread the state, wchan and
+# user/system ticks, sampled twice (which threads burn CPU, in guest mode
+# or the kernel), and the KVM debugfs statistics that moved in between (a
+# vCPU looping on page faults shows as pf_* / exits climbing).
+hang_report() { # $1 = pid
+	p=$1
+	snap() {
+		for t in /proc/$p/task/*; do
+			[ -r "$t/stat" ] || continue
+			set -- $(sed 's/^[0-9]* (\(.*\)) /\1 /' "$t/stat")
+			echo "${t##*/} comm=$1 state=$2 utime=${13} stime=${14} wchan=$(cat "$t/wchan" 2>/dev/null)"
+		done
+		for f in /sys/kernel/debug/kvm/$p-*/*; do
+			[ -f "$f" ] && echo "stat ${f##*/} $(cat "$f" 2>/dev/null)"
+		done
+	}
+	snap >/tmp/hang.1; sleep 2; snap >/tmp/hang.2
+	echo "KVMRS-HANG pid $p: threads and moving KVM statistics (2 s apart)"
+	grep -v '^stat ' /tmp/hang.2 | sed 's/^/KVMRS-HANG   /'
+	grep '^stat ' /tmp/hang.1 | while read -r _ k v; do
+		v2=$(sed -n "s/^stat $k //p" /tmp/hang.2)
+		[ "$v" != "$v2" ] && echo "KVMRS-HANG   $k: $v -> $v2"
+	done
+	for s in /proc/$p/task/*/stack; do
+		[ -r "$s" ] && sed "s|^|KVMRS-HANG   ${s#/proc/$p/task/}: |" "$s" 2>/dev/null
+	done
+}
+
+# Runs "$@" for at most $1 seconds; on timeout reports its state, kills it
+# and returns 137.
+run_with_deadline() {
+	tmo=$1; shift
+	"$@" &
+	pid=$!
+	( sleep "$tmo"; kill -0 $pid 2>/dev/null && { hang_report $pid; kill -9 $pid; } ) &
+	wd=$!
+	wait $pid; r=$?
+	kill $wd 2>/dev/null
+	return $r
+}
+
 n=0 pass=0 fail=0 skip=0
 while read -r name tmo flags params cmd; do
 	case $name in '' | \#*) continue ;; esac
@@ -87,7 +128,7 @@ while read -r name tmo flags params cmd; do
 			set -- $cmd
 			b=$1; shift
 			[ -x "/kvmrs/bin/$b" ] && b=/kvmrs/bin/$b
-			timeout -s KILL "$tmo" "$b" "$@"; rc=$? ;;
+			run_with_deadline "$tmo" "$b" "$@"; rc=$? ;;
 		esac
 	fi
 	dt=$(($(date +%s) - t0))
