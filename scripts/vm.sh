@@ -39,11 +39,13 @@ x86_64)
 	IMAGE=$O/arch/x86/boot/bzImage
 	BB=/bin/busybox
 	QEMU=(qemu-system-x86_64 -M q35 -cpu max -smp 2 -m 2G -accel tcg,thread=$TCG
-		-append "console=ttyS0 panic=-1 oops=panic mem=2040M") ;;
+		-append "console=ttyS0 panic=-1 oops=panic mem=2040M slab_nomerge") ;;
 	# mem=2040M: with ACPI, q35's RAM ends at a pfn that is not a multiple
 	# of 64, and 6.12's page_idle bitmap returns 0 bytes for the last,
 	# partial word, which fails access_tracking_perf_test's pread()s of
 	# pages that land there. 2040 MiB keeps max_pfn 64-aligned.
+	# slab_nomerge: per-cache failslab (kvm_rs_failslab_test.sh) needs
+	# pte_list_desc to be a cache of its own.
 arm64)
 	TCG=${KVMRS_TCG:-multi}
 	IMAGE=$O/arch/arm64/boot/Image
@@ -82,7 +84,13 @@ build_initramfs() {
 	cp "$KVMRS_ROOT"/selftests/guest/*.sh "$root/kvmrs/bin/" 2>/dev/null || true
 	# The selftest binaries the list names (first word of the command).
 	local b f
-	for b in $(awk -v f="${FILTER:-.}" '!/^#/ && NF >= 5 && $5 !~ /^@/ && ($1 " " $3) ~ f {print $5}' "$LIST" | sort -u); do
+	# Guest shell tests name the binaries they run in "# needs:" lines.
+	for b in $(awk -v f="${FILTER:-.}" '!/^#/ && NF >= 5 && $5 !~ /^@/ && ($1 " " $3) ~ f {print $5}' "$LIST" |
+		while read -r x; do
+			echo "$x"
+			g=$KVMRS_ROOT/selftests/guest/$x
+			[ -f "$g" ] && sed -n 's/^# needs: *//p' "$g" | tr ' ' '\n'
+		done | sort -u); do
 		/bin/busybox --list | grep -qx "$b" && continue # an applet (runner self-test)
 		[ -f "$KVMRS_ROOT/selftests/guest/$b" ] && continue # a guest shell test
 		f=$(find "$ST" -type f -name "$b" -perm -u+x | head -1)

@@ -14,7 +14,13 @@
  *
  * Run it with kvm.tdp_mmu=0 so that every mapping goes through rmaps, and
  * with kvm_rs.lockless_aging=0 and =1.
+ *
+ * With -e N, KVM_RUN may fail with ENOMEM (allocation fault injection, see
+ * selftests/guest/kvm_rs_failslab_test.sh): the vCPU retries, and the test
+ * requires at least N such failures, so that an injection that never hit
+ * does not pass as one that was handled.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -40,6 +46,8 @@ static bool stop;
 static struct kvm_vm *vm;
 static uint64_t last_iter[MAX_VCPUS];
 static uint64_t aging_passes, young_seen, pages_checked;
+static bool retry_enomem;
+static uint64_t enomem_retries;
 
 static uint64_t pattern(uint64_t iter, uint64_t idx, uint64_t page)
 {
@@ -65,7 +73,14 @@ static void *vcpu_thread(void *arg)
 	struct ucall uc;
 
 	while (!READ_ONCE(stop)) {
-		vcpu_run(vcpu);
+		int r = _vcpu_run(vcpu);
+
+		if (r && errno == ENOMEM && retry_enomem) {
+			/* An allocation KVM needed for a fault failed: retry. */
+			__atomic_fetch_add(&enomem_retries, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		TEST_ASSERT(!r, "vCPU %d: KVM_RUN failed, errno %d", vcpu->id, errno);
 		switch (get_ucall(vcpu, &uc)) {
 		case UCALL_SYNC:
 			WRITE_ONCE(last_iter[vcpu->id], uc.args[1]);
@@ -147,9 +162,10 @@ static void *churn_thread(void *arg)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-v vcpus] [-b bytes per vCPU] [-d seconds] [-a 0|1] [-c 0|1]\n"
+	printf("usage: %s [-v vcpus] [-b bytes per vCPU] [-d seconds] [-a 0|1] [-c 0|1] [-e N]\n"
 	       " -a: run the ager thread (default 1); -c: run the churn thread (default 1)\n"
-	       "     (-a 0 -c 0 measures the vCPUs alone, for benchmarks)\n", name);
+	       "     (-a 0 -c 0 measures the vCPUs alone, for benchmarks)\n"
+	       " -e: retry KVM_RUN on ENOMEM and require at least N such failures\n", name);
 	exit(KSFT_SKIP);
 }
 
@@ -159,13 +175,17 @@ int main(int argc, char *argv[])
 	pthread_t vt[MAX_VCPUS], at, ct;
 	uint64_t bytes = 8 << 20, npages, i, churn_rounds = 0;
 	int nr_vcpus = 2, seconds = 10, opt, v, aging = 1, churn = 1;
-	uint64_t total_iters = 0;
+	uint64_t total_iters = 0, min_enomem = 0;
 	uint8_t *hva;
 
-	while ((opt = getopt(argc, argv, "v:b:d:a:c:h")) != -1) {
+	while ((opt = getopt(argc, argv, "v:b:d:a:c:e:h")) != -1) {
 		switch (opt) {
 		case 'a': aging = atoi_non_negative("aging", optarg); break;
 		case 'c': churn = atoi_non_negative("churn", optarg); break;
+		case 'e':
+			min_enomem = atoi_non_negative("ENOMEM failures", optarg);
+			retry_enomem = true;
+			break;
 		case 'v': nr_vcpus = atoi_positive("vCPUs", optarg); break;
 		case 'b': bytes = parse_size(optarg); break;
 		case 'd': seconds = atoi_positive("seconds", optarg); break;
@@ -219,6 +239,9 @@ int main(int argc, char *argv[])
 		printf(" %lu", last_iter[v]);
 	printf("; aging passes %lu, young %lu of %lu checked; churn rounds %lu\n",
 	       aging_passes, young_seen, pages_checked, churn_rounds);
+	if (retry_enomem)
+		pr_info("KVM_RUN failed with ENOMEM and was retried %lu times\n",
+			enomem_retries);
 	for (v = 0; v < nr_vcpus; v++)
 		total_iters += last_iter[v];
 	/* For benchmarks: lower is better, in seconds like the upstream tests. */
@@ -226,6 +249,8 @@ int main(int argc, char *argv[])
 		(double)seconds * nr_vcpus / total_iters);
 	TEST_ASSERT(!aging || aging_passes > 0, "the ager did not run");
 	TEST_ASSERT(!churn || churn_rounds > 0, "the churn thread did not run");
+	TEST_ASSERT(enomem_retries >= min_enomem, "%lu ENOMEM failures, want at least %lu",
+		    enomem_retries, min_enomem);
 	/* vCPUs wrote all the time: aging that never sees young is broken. */
 	TEST_ASSERT(!aging || young_seen > 0, "aging saw no young page in %lu checks",
 		    pages_checked);
