@@ -49,12 +49,25 @@ static int kvm_rs_s2_stat_get(void *data, u64 *val)
 }
 DEFINE_DEBUGFS_ATTRIBUTE(kvm_rs_s2_stat_fops, kvm_rs_s2_stat_get, NULL, "%llu\n");
 
+/*
+ * kvm-rs describes the 4K granule with a 48-bit output address only; with
+ * LPA2 (52-bit stage 2) pgtable.c keeps 6.12's decisions whatever s2_mode
+ * says (its stage2_rs_active() makes the same test).
+ */
+static bool kvm_rs_s2_format_ok(void)
+{
+	return IS_ENABLED(CONFIG_ARM64_4K_PAGES) && !system_supports_lpa2();
+}
+
 /* All counters and the mode in one file: "name value" per line. */
 static int kvm_rs_s2_all_show(struct seq_file *m, void *v)
 {
 	u32 i;
 
 	seq_printf(m, "mode %u\n", READ_ONCE(kvm_rs_s2_mode));
+	/* Whether faults really follow kvm-rs's decisions now. */
+	seq_printf(m, "active %u\n",
+		   READ_ONCE(kvm_rs_s2_mode) && kvm_rs_s2_format_ok());
 	seq_printf(m, "bbm_level %u\n",
 		   READ_ONCE(kvm_rs_s2_hwcaps) & KVM_RS_S2_CAPS_BBM_MASK);
 	seq_printf(m, "bbml2_enabled %u\n", !!READ_ONCE(kvm_rs_s2_bbml2));
@@ -87,6 +100,8 @@ static int __init __maybe_unused kvm_rs_s2_init(void)
 	pr_info("kvm_rs: s2: ID_AA64MMFR2_EL1.BBM = %u (sanitised, caps %s), break skip %s, decisions: %s\n",
 		bbm, final ? "final" : "NOT final",
 		READ_ONCE(kvm_rs_s2_bbml2) ? "allowed" : "forced off",
+		!kvm_rs_s2_format_ok() ?
+		"6.12 C (LPA2 or not 4K: kvm-rs handles 48-bit OA, 4K only)" :
 		READ_ONCE(kvm_rs_s2_mode) ? "kvm-rs" : "6.12 C");
 
 	top = debugfs_lookup("kvm_rs", NULL);

@@ -74,6 +74,20 @@ u32 kvm_rs_s2_map_decide(u64 old, u64 old_equiv, u64 new, u64 new_equiv,
 			 u32 level, u32 caps);
 
 /**
+ * kvm_rs_s2_split_block_equiv() - The block a freshly split table equals.
+ * @table: the 512 entries of a next-level table not yet linked anywhere.
+ * @level: level of the entry that will point to @table (1 or 2).
+ *
+ * Checks that @table is a complete, uniform split of one block (valid
+ * leaves, consecutive output addresses from an aligned base, all other
+ * bits equal) and returns that block descriptor, to be passed as
+ * @new_equiv to kvm_rs_s2_map_decide().
+ *
+ * Return: the equivalent block descriptor at @level, or 0.
+ */
+u64 kvm_rs_s2_split_block_equiv(const u64 *table, u32 level);
+
+/**
  * kvm_rs_s2_tlbi_plan() - TLB invalidation needed to replace @old by @new.
  * @old: the entry before the change.
  * @new: the entry after it (@old itself for a fault that changes nothing).

@@ -142,6 +142,29 @@ pub extern "C" fn kvm_rs_s2_map_decide(
     s2::map_decide(old, new, level, caps) as u32
 }
 
+/// The block at `level` that the next-level table `table` (512 entries)
+/// translates exactly like, if it is a complete, uniform split of one
+/// block; 0 otherwise (see [`s2::split_block_equiv`]).
+///
+/// # Safety
+///
+/// `table` must point to 512 readable, aligned `u64` descriptors that no
+/// one writes during the call (a table not linked into any page table
+/// yet, as eager splitting builds it).
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_s2_split_block_equiv(table: *const u64, level: u32) -> u64 {
+    let Some(level) = self::level(level) else {
+        return 0;
+    };
+    if table.is_null() {
+        return 0;
+    }
+    // SAFETY: The caller guarantees 512 readable, aligned, unchanging
+    // descriptors at `table`.
+    let entries = unsafe { core::slice::from_raw_parts(table, s2::ENTRIES_PER_TABLE) };
+    s2::split_block_equiv(entries, level).raw()
+}
+
 /// The TLB invalidation replacing `old` by `new` at `level` needs (a
 /// [`TlbiPlan`] code).
 #[no_mangle]

@@ -17,6 +17,7 @@ ARCH=$(cat /kvmrs/arch)
 KVER=$(uname -r)
 MODDIR=/lib/modules/$KVER
 FILTER=$(cat /kvmrs/filter 2>/dev/null)
+TSCALE=$(cat /kvmrs/tscale 2>/dev/null || echo 1)
 echo "KVMRS-BEGIN arch=$ARCH kernel=$KVER cpus=$(nproc)"
 [ "$ARCH" = arm64 ] && echo "KVMRS-INFO $(dmesg | grep -m1 -i 'kvm \[1\]: .*mode initialized')"
 
@@ -115,6 +116,7 @@ while read -r name tmo flags params cmd; do
 	case $name in '' | \#*) continue ;; esac
 	if [ -n "$FILTER" ] && ! echo "$name $flags" | grep -qE "$FILTER"; then continue; fi
 	n=$((n + 1))
+	tmo=$((tmo * TSCALE))
 	echo "KVMRS-TEST-START $n $name: $cmd"
 	t0=$(date +%s)
 	if ! apply_params "$params"; then

@@ -587,6 +587,53 @@ pub enum MapDecision {
     Busy = 5,
 }
 
+/// Number of descriptors in one 4K-granule translation table.
+pub const ENTRIES_PER_TABLE: usize = 512;
+
+/// The block at `level` that a next-level table translates exactly like,
+/// if the table is a complete, uniform split of one block: all
+/// [`ENTRIES_PER_TABLE`] entries valid leaves at `level + 1` (blocks at
+/// level 2 or pages at level 3), output addresses consecutive from a base
+/// aligned to `level`'s span, every other bit equal. Returns
+/// [`Descriptor::INVALID`] for anything else: a wrong length, no blocks at
+/// `level` (level 0 or 3), a nested table (a 1 GiB block split straight to
+/// pages), a hole, a gap, a differing attribute or permission.
+///
+/// This is what eager page splitting builds (6.12's
+/// `kvm_pgtable_stage2_create_unlinked()` from one block's output address
+/// and permissions), so the caller can pass the result to [`map_decide`]
+/// as the new table's [`Entry::block_equiv`] after checking the table
+/// rather than trusting its construction.
+pub fn split_block_equiv(entries: &[u64], level: Level) -> Descriptor {
+    let child = match Level::new(level.0 + 1) {
+        Some(c) if level.0 >= 1 => c,
+        _ => return Descriptor::INVALID,
+    };
+    if entries.len() != ENTRIES_PER_TABLE {
+        return Descriptor::INVALID;
+    }
+    let first = Descriptor(entries[0]);
+    if !matches!(first.kind(child), Kind::Block | Kind::Page) {
+        return Descriptor::INVALID;
+    }
+    let base = first.output_address();
+    if base & (level.span() - 1) != 0 {
+        return Descriptor::INVALID;
+    }
+    let rest = first.0 & !bits::OA;
+    let mut oa = base;
+    for &e in entries {
+        // Same kind, attributes and permissions (all non-OA bits), and the
+        // next output address.
+        if e & !bits::OA != rest || e & bits::OA != oa {
+            return Descriptor::INVALID;
+        }
+        oa += child.span();
+    }
+    // The block: the children's bits with the block type (bit 1 clear).
+    Descriptor((rest & !bits::TYPE) | base)
+}
+
 /// Decides how the map path replaces `old` with `new` at `level`.
 ///
 /// `old` is the value the walker read (`ctx->old`), `new` what it wants
@@ -745,6 +792,86 @@ mod tests {
         );
         assert_eq!(rx.raw(), 0x0000_0000_1234_577f);
         assert_eq!(rx.perms(), Perms::new(true, false, true));
+    }
+
+    fn split(block: Descriptor, level: Level) -> [u64; ENTRIES_PER_TABLE] {
+        let child = Level::new(level.get() + 1).unwrap();
+        let page_type = if child.get() == 3 { bits::TYPE } else { 0 };
+        core::array::from_fn(|i| {
+            (block.raw() & !bits::OA)
+                | page_type
+                | (block.output_address() + i as u64 * child.span())
+        })
+    }
+
+    #[test]
+    fn split_block_equiv_recognises_uniform_splits() {
+        let rw = Perms::new(true, true, false);
+        let caps = Caps {
+            bbm_level: 2,
+            is_final: true,
+            enabled: true,
+        };
+        for (level, oa) in [(Level::L2, 0x8020_0000u64), (Level::L1, 0x4000_0000)] {
+            let block = Descriptor::leaf(level, oa, 6, 3, rw);
+            let table = split(block, level);
+            assert_eq!(split_block_equiv(&table, level), block);
+            // What eager splitting then asks: the break may be skipped.
+            let t = Descriptor::table(0x9000_0000);
+            assert_eq!(
+                map_decide(
+                    Entry::new(block),
+                    Entry::uniform_table(t, split_block_equiv(&table, level)),
+                    level,
+                    caps
+                ),
+                MapDecision::BreakSkippedBbml2
+            );
+            // Any one entry off makes it "not known".
+            for i in [0, 1, 255, 511] {
+                for bad in [
+                    table[i] ^ bits::S2AP_W,
+                    table[i] ^ bits::AF,
+                    table[i] ^ bits::XN,
+                    table[i] ^ (1 << 55),
+                    table[i] ^ 0x4, // MemAttr
+                    table[i] + level.span(),
+                    0,
+                    bits::KVM_LOCKED,
+                    Descriptor::table(0x7000_0000).raw(),
+                ] {
+                    let mut t2 = table;
+                    t2[i] = bad;
+                    assert_eq!(
+                        split_block_equiv(&t2, level),
+                        Descriptor::INVALID,
+                        "{i} {bad:#x}"
+                    );
+                }
+            }
+            // Two entries swapped: every OA present, but out of order.
+            let mut t3 = table;
+            t3.swap(3, 4);
+            assert_eq!(split_block_equiv(&t3, level), Descriptor::INVALID);
+            // A table of the wrong length.
+            assert_eq!(split_block_equiv(&table[..511], level), Descriptor::INVALID);
+        }
+        // A base that is not aligned to the parent block.
+        let page = Descriptor::leaf(Level::L3, 0x8020_1000, 6, 3, rw);
+        let shifted: [u64; ENTRIES_PER_TABLE] =
+            core::array::from_fn(|i| page.raw() + i as u64 * Level::L3.span());
+        assert_eq!(split_block_equiv(&shifted, Level::L2), Descriptor::INVALID);
+        // No blocks at level 0 (4K granule) and no level below 3.
+        let l3 = split(
+            Descriptor::leaf(Level::L2, 0x8020_0000, 6, 3, rw),
+            Level::L2,
+        );
+        assert_eq!(split_block_equiv(&l3, Level::L0), Descriptor::INVALID);
+        assert_eq!(split_block_equiv(&l3, Level::L3), Descriptor::INVALID);
+        // A 1 GiB block split down to a level of tables: not a leaf split.
+        let tables: [u64; ENTRIES_PER_TABLE] =
+            core::array::from_fn(|i| Descriptor::table(0x1000_0000 + i as u64 * 0x1000).raw());
+        assert_eq!(split_block_equiv(&tables, Level::L1), Descriptor::INVALID);
     }
 
     #[test]
