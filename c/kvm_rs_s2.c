@@ -26,6 +26,10 @@ module_param_named(s2_bbml2, kvm_rs_s2_bbml2, uint, 0644);
 MODULE_PARM_DESC(s2_bbml2,
 		 "Allow skipping the break of a block-size change with FEAT_BBM level 2 (0 = forced off, default)");
 
+module_param_named(s2_inject_conflict, kvm_rs_s2_inject_conflict, uint, 0644);
+MODULE_PARM_DESC(s2_inject_conflict,
+		 "Test hook: handle the next N stage-2 aborts as TLB conflict aborts (default 0)");
+
 static const char *const kvm_rs_s2_ev_names[KVM_RS_S2_NR_EVENTS] = {
 	[KVM_RS_S2_EV_RELAXED]		= "relaxed",
 	[KVM_RS_S2_EV_RELAX_UNCHANGED]	= "relax_unchanged",

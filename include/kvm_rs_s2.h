@@ -124,5 +124,14 @@ u64 kvm_rs_s2_stat(u32 ev);
 extern unsigned int kvm_rs_s2_mode;
 extern unsigned int kvm_rs_s2_bbml2;
 extern unsigned int kvm_rs_s2_hwcaps;
+/* Test hook: the number of coming stage-2 aborts to handle as TLB conflicts. */
+extern unsigned int kvm_rs_s2_inject_conflict;
+
+/*
+ * kvm_rs_s2_take_injected_conflict() - Consume one injected TLB conflict.
+ *
+ * Return: true if kvm_rs_s2_inject_conflict was non-zero; it is then one less.
+ */
+bool kvm_rs_s2_take_injected_conflict(void);
 
 #endif /* KVM_RS_S2_H */

@@ -100,6 +100,31 @@ pub static kvm_rs_s2_mode: AtomicU32 = AtomicU32::new(1);
 #[no_mangle]
 pub static kvm_rs_s2_bbml2: AtomicU32 = AtomicU32::new(0);
 
+/// Module parameter `kvm_rs.s2_inject_conflict` (a test hook): the number
+/// of coming stage-2 aborts that `kvm_handle_guest_abort()` handles as TLB
+/// conflict aborts. Emulators never report a real conflict, so this is how
+/// the conflict path (local VMID invalidation, then the vCPU retries) runs
+/// in a test VM. Written by the parameter code or by a test, consumed by
+/// [`kvm_rs_s2_take_injected_conflict`].
+#[no_mangle]
+pub static kvm_rs_s2_inject_conflict: AtomicU32 = AtomicU32::new(0);
+
+/// Consumes one injected TLB conflict abort: true when
+/// [`kvm_rs_s2_inject_conflict`] was above 0 (and is now one less).
+#[no_mangle]
+pub extern "C" fn kvm_rs_s2_take_injected_conflict() -> bool {
+    // Relaxed: a plain count; the abort it turns into a conflict carries
+    // no data that another CPU must see in order with it.
+    if kvm_rs_s2_inject_conflict.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    // Relaxed (both orderings): as above; the update only has to be atomic
+    // so that concurrent vCPUs consume each injection once.
+    kvm_rs_s2_inject_conflict
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// ID_AA64MMFR2_EL1.BBM and `KVM_RS_S2_CAPS_FINAL`, as established once by
 /// the C side after the system capabilities are finalised (0 before).
 #[no_mangle]

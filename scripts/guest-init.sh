@@ -111,6 +111,17 @@ run_with_deadline() {
 	return $r
 }
 
+# kvm-rs's arm64 stage-2 counters ("name value" lines): each test's log
+# gets the counters that moved while it ran, and the switches' values, so
+# that a .c/.rs pair shows which decision path ran.
+S2C=/sys/kernel/debug/kvm_rs/s2/all
+counters_delta() { # name, before, after
+	awk -v t="$1" 'NR == FNR { a[$1] = $2; next }
+		$1 ~ /^(mode|active|bbm_level|bbml2_enabled)$/ { s = s " " $1 "=" $2; next }
+		$2 != a[$1] { s = s " " $1 "=" ($2 - a[$1]) }
+		END { print "KVMRS-COUNTERS " t ":" s }' "$2" "$3"
+}
+
 n=0 pass=0 fail=0 skip=0
 while read -r name tmo flags params cmd; do
 	case $name in '' | \#*) continue ;; esac
@@ -123,6 +134,7 @@ while read -r name tmo flags params cmd; do
 		rc=1
 		echo "KVMRS-INFO $name: could not apply parameters '$params'"
 	else
+		[ -r "$S2C" ] && cat "$S2C" >/tmp/kvmrs-c0 2>/dev/null
 		case $cmd in
 		@kunit*) run_kunit ${cmd#@kunit }; rc=$? ;;
 		*)	# Full path: the selftest library reopens its own ELF
@@ -132,6 +144,9 @@ while read -r name tmo flags params cmd; do
 			[ -x "/kvmrs/bin/$b" ] && b=/kvmrs/bin/$b
 			run_with_deadline "$tmo" "$b" "$@"; rc=$? ;;
 		esac
+		[ -s /tmp/kvmrs-c0 ] && cat "$S2C" >/tmp/kvmrs-c1 2>/dev/null &&
+			counters_delta "$name" /tmp/kvmrs-c0 /tmp/kvmrs-c1
+		rm -f /tmp/kvmrs-c0 /tmp/kvmrs-c1
 	fi
 	dt=$(($(date +%s) - t0))
 	if [ $rc -eq 0 ]; then

@@ -73,14 +73,23 @@ prepare_source() {
 		[ "$(git symbolic-ref -q --short HEAD)" = "$branch" ] || git checkout -q -f "$branch"
 		ok "source: $branch (${#patches[@]} patches, cached)"
 	else
+		# Apply the series in a scratch worktree, then switch this tree to
+		# the result: the switch rewrites only the files that differ from
+		# the current checkout, so the O= build stays incremental (a patch
+		# to tools/ alone rebuilds nothing in the kernel).
 		step "applying ${#patches[@]} patches with git am -> branch $branch"
-		git checkout -q -f -B "$branch" "v$KVER"
-		if [ ${#patches[@]} -gt 0 ] && ! git -c user.name=kvm-rs -c user.email=kvm-rs@example.org am -q "${patches[@]}"; then
-			git am --abort 2>/dev/null || true
-			git checkout -q "v$KVER"
-			git branch -D "$branch" >/dev/null
+		local wt=$KVMRS_CACHE/am-scratch
+		git worktree remove -f "$wt" 2>/dev/null || rm -rf "$wt"
+		git worktree prune
+		git worktree add -q --detach "$wt" "v$KVER"
+		if [ ${#patches[@]} -gt 0 ] && ! git -C "$wt" -c user.name=kvm-rs -c user.email=kvm-rs@example.org am -q "${patches[@]}"; then
+			git -C "$wt" am --abort 2>/dev/null || true
+			git worktree remove -f "$wt"
 			die "a patch in patches/ does not apply to $KVER (see the git am output above)"
 		fi
+		git branch -f "$branch" "$(git -C "$wt" rev-parse HEAD)"
+		git worktree remove -f "$wt"
+		git checkout -q -f "$branch"
 		ok "source: $branch"
 	fi
 	cd - >/dev/null
