@@ -89,7 +89,7 @@ def svg(rows, path):
 
 def report(spec, log, out):
     specs = parse_spec(spec)
-    values, failed = {}, []
+    values, by_round, failed = {}, {}, []
     for name, lines, ok in segments(log):
         # Labels may contain dots ("6.12"): match against the spec.
         hit = [(b, v) for b in specs for v, _ in b["variants"]
@@ -98,6 +98,7 @@ def report(spec, log, out):
             continue
         b, variant = hit[0]
         bname = b["name"]
+        rnd = int(name.rsplit(".r", 1)[1])
         if not ok:
             failed.append(name)
             continue
@@ -105,8 +106,13 @@ def report(spec, log, out):
         for label, rx in b["metrics"]:
             for hit in re.findall(rx, text):
                 values.setdefault((bname, label, variant), []).append(float(hit))
+                by_round.setdefault((bname, label, variant), {}).setdefault(rnd, float(hit))
     rows = []
-    print(f"{'benchmark':<22} {'metric':<26} {'variant':<8} {'n':>3} {'median s':>10} {'ratio':>7}")
+    # "paired": the median of the per-round ratios variant / baseline (the
+    # variants of one round ran back to back, so slow drift of the emulator
+    # cancels out); "lower": in how many of those rounds the variant's value
+    # was below the baseline's.
+    print(f"{'benchmark':<22} {'metric':<26} {'variant':<8} {'n':>3} {'median s':>10} {'ratio':>7} {'paired':>7} {'lower':>6}")
     for b in specs:
         base = b["variants"][0][0]
         for label, _ in b["metrics"]:
@@ -118,10 +124,17 @@ def report(spec, log, out):
                     continue
                 med = statistics.median(vals)
                 ratio = med / statistics.median(bm) if bm and statistics.median(bm) > 0 else None
+                mine = by_round.get((b["name"], label, v), {})
+                theirs = by_round.get((b["name"], label, base), {})
+                pr = [mine[k] / theirs[k] for k in sorted(mine) if k in theirs and theirs[k] > 0]
+                paired = statistics.median(pr) if pr and v != base else None
+                lower = sum(1 for x in pr if x < 1) if paired is not None else None
                 rows.append(dict(bench=b["name"], metric=f"{b['name']}:{label}", variant=v, n=len(vals),
-                                 median=med, values=vals, ratio_vs_first=ratio, baseline=base))
+                                 median=med, values=vals, ratio_vs_first=ratio, baseline=base,
+                                 paired_ratio=paired, rounds_lower=lower, rounds_paired=len(pr)))
                 rs = f"{ratio:7.3f}" if ratio is not None else "      -"
-                print(f"{b['name']:<22} {label:<26} {v:<8} {len(vals):>3} {med:>10.3f} {rs}")
+                ps = f"{paired:7.3f} {lower:>2}/{len(pr):<3}" if paired is not None else "      -      -"
+                print(f"{b['name']:<22} {label:<26} {v:<8} {len(vals):>3} {med:>10.3f} {rs} {ps}")
     # Benchmarks with more than two variants: every ratio against the others.
     pairs = []
     for b in specs:
