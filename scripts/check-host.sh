@@ -72,6 +72,26 @@ checkpatch() {
 	return $rc
 }
 shell_syntax() { local f; for f in scripts/*.sh .ci/run; do bash -n "$f" || return 1; done; }
+# Documentation/*.rst must parse without a docutils warning (malformed
+# tables, short title lines). Debian's python3-docutils, hence the Debian
+# interpreter (another python3 may come first in PATH).
+rst_check() {
+	/usr/bin/python3 - Documentation/*.rst <<'PY'
+import sys
+import docutils.core
+import docutils.utils
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        docutils.core.publish_doctree(open(path).read(), source_path=path, settings_overrides={
+            "report_level": docutils.utils.Reporter.SEVERE_LEVEL + 1,
+            "halt_level": docutils.utils.Reporter.WARNING_LEVEL})
+    except docutils.utils.SystemMessage as e:
+        print(e)
+        bad = 1
+sys.exit(bad)
+PY
+}
 
 check "cargo test (unit, proptest, exhaustive)" cargo_tests
 check "loom models" loom_tests
@@ -80,6 +100,7 @@ check "FFI: include/ == Rust" python3 scripts/check_ffi.py
 check "Kconfig == patch 0001" kconfig_in_patch
 check "checkpatch --strict" checkpatch
 check "shell syntax" shell_syntax
+check "Documentation/*.rst parse cleanly" rst_check
 [ $fail -gt 0 ] && printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -24,6 +24,7 @@ MAIN_PKGS=(
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	linux-source-6.12
 	xz-utils git rsync
+	python3-docutils
 )
 # Pinned Rust for the kernel build (6.12 does not build with 1.96).
 RUST_PKGS=(
