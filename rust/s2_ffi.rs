@@ -113,13 +113,10 @@ pub static kvm_rs_s2_inject_conflict: AtomicU32 = AtomicU32::new(0);
 /// [`kvm_rs_s2_inject_conflict`] was above 0 (and is now one less).
 #[no_mangle]
 pub extern "C" fn kvm_rs_s2_take_injected_conflict() -> bool {
-    // Relaxed: a plain count; the abort it turns into a conflict carries
-    // no data that another CPU must see in order with it.
-    if kvm_rs_s2_inject_conflict.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
-    // Relaxed (both orderings): as above; the update only has to be atomic
-    // so that concurrent vCPUs consume each injection once.
+    // Relaxed (both orderings): a plain count; the abort it turns into a
+    // conflict carries no data that another CPU must see in order with it,
+    // and the update only has to be atomic so that concurrent vCPUs consume
+    // each injection once. At 0 this is one load and no store.
     kvm_rs_s2_inject_conflict
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
         .is_ok()

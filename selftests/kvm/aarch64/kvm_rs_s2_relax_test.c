@@ -31,6 +31,7 @@
 #include "test_util.h"
 #include "ucall_common.h"
 #include "processor.h"
+#include "kvm_rs_s2_util.h"
 
 #define TEST_SLOT	1
 #define TEST_GPA	(1ULL << 30)
@@ -183,21 +184,10 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(nr_vcpus <= MAX_VCPUS && nr_pages <= MAX_PAGES, "too many vCPUs or pages");
 
 	mode = read_param("s2_mode");
-	{
-		/* s2_mode=1 must really mean kvm-rs's decisions. */
-		FILE *f = fopen("/sys/kernel/debug/kvm_rs/s2/all", "r");
-		char name[64];
-		uint64_t val, active = ~0ULL;
-
-		TEST_ASSERT(f, "no /sys/kernel/debug/kvm_rs/s2/all");
-		while (fscanf(f, "%63s %lu", name, &val) == 2)
-			if (!strcmp(name, "active"))
-				active = val;
-		fclose(f);
-		TEST_ASSERT(active == mode,
-			    "kvm_rs.s2_mode=%u but kvm-rs decisions active=%lu (LPA2 kernel?)",
-			    mode, active);
-	}
+	/* s2_mode=1 must really mean kvm-rs's decisions. */
+	TEST_ASSERT(s2_all("active") == mode,
+		    "kvm_rs.s2_mode=%u but kvm-rs decisions active=%lu (LPA2 kernel?)",
+		    mode, s2_all("active"));
 	pr_info("kvm_rs.s2_mode=%u (%s decisions), s2_bbml2=%u; %u vCPUs, %lu pages, %lu rounds\n",
 		mode, mode ? "kvm-rs" : "6.12 C", read_param("s2_bbml2"),
 		nr_vcpus, nr_pages, nr_rounds);

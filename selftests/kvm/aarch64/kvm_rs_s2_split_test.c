@@ -33,6 +33,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
+#include "kvm_rs_s2_util.h"
 #include "ucall_common.h"
 
 #define TEST_SLOT	1
@@ -60,24 +61,6 @@ static void guest_code(uint64_t passes)
 		GUEST_SYNC(pass);
 	}
 	GUEST_DONE();
-}
-
-static uint64_t s2_all(const char *key)
-{
-	FILE *f = fopen("/sys/kernel/debug/kvm_rs/s2/all", "r");
-	char name[64];
-	uint64_t v;
-
-	TEST_ASSERT(f, "no /sys/kernel/debug/kvm_rs/s2/all (debugfs, kvm-rs?)");
-	while (fscanf(f, "%63s %lu", name, &v) == 2) {
-		if (!strcmp(name, key)) {
-			fclose(f);
-			return v;
-		}
-	}
-	fclose(f);
-	TEST_FAIL("no '%s' in kvm_rs/s2/all", key);
-	return 0;
 }
 
 /*
