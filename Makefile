@@ -54,7 +54,7 @@ initramfs: selftests
 	@true
 
 vm-test: initramfs
-	@bash scripts/vm.sh test
+	@bash scripts/vm-test.sh
 
 run: initramfs
 	@bash scripts/vm.sh run

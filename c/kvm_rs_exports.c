@@ -19,13 +19,31 @@ EXPORT_SYMBOL_GPL(kvm_rs_rmap_remove);
 EXPORT_SYMBOL_GPL(kvm_rs_rmap_zap_all);
 EXPORT_SYMBOL_GPL(kvm_rs_rmap_count);
 EXPORT_SYMBOL_GPL(kvm_rs_rmap_age);
+EXPORT_SYMBOL_GPL(kvm_rs_age_spte);
 EXPORT_SYMBOL_GPL(kvm_rs_age_stat);
+EXPORT_SYMBOL_GPL(kvm_rs_age_count);
 EXPORT_SYMBOL_GPL(kvm_rs_lockless_aging);
 
+#ifdef CONFIG_KVM_RS_AB_TEST
 /* Storage is the Rust static of the same name (an AtomicU32). */
 module_param_named(lockless_aging, kvm_rs_lockless_aging, uint, 0644);
 MODULE_PARM_DESC(lockless_aging,
-		 "x86 aging notifiers: 1 = kvm-rs lockless rmap walk (default), 0 = the 6.12 path under mmu_lock");
+		 "Test only: x86 aging notifiers: 1 = kvm-rs, without mmu_lock (default), 0 = the 6.12 path under mmu_lock");
+#endif
+
+/*
+ * The lock bit of an rmap head is a bit spinlock: the Rust core disables
+ * preemption around every hold (read-only side and writer side alike).
+ */
+void kvm_rs_preempt_disable(void)
+{
+	preempt_disable();
+}
+
+void kvm_rs_preempt_enable(void)
+{
+	preempt_enable();
+}
 
 /* Storage is the Rust static of the same name (an AtomicU32). */
 module_param_named(verbose, kvm_rs_verbose, uint, 0644);
@@ -36,6 +54,12 @@ struct kvm_rs_age_pcpu {
 	u64 v[KVM_RS_AGE_NR_STATS];
 };
 static DEFINE_PER_CPU(struct kvm_rs_age_pcpu, kvm_rs_age_pcpu);
+
+void kvm_rs_age_count(u32 stat, u64 n)
+{
+	if (!WARN_ON_ONCE(stat >= KVM_RS_AGE_NR_STATS))
+		this_cpu_add(kvm_rs_age_pcpu.v[stat], n);
+}
 
 void kvm_rs_age_account(u64 visited, u64 young, u64 cmpxchg_failed, u64 spins)
 {
@@ -69,6 +93,9 @@ static const char *const kvm_rs_age_stat_names[KVM_RS_AGE_NR_STATS] = {
 	[KVM_RS_AGE_YOUNG]		= "young",
 	[KVM_RS_AGE_CMPXCHG_FAILED]	= "cmpxchg_failed",
 	[KVM_RS_AGE_LOCK_SPINS]		= "lock_spins",
+	[KVM_RS_AGE_TDP_PASSES]		= "tdp_passes",
+	[KVM_RS_AGE_TDP_YOUNG]		= "tdp_young",
+	[KVM_RS_AGE_LOCKED_CALLS]	= "locked_calls",
 };
 
 static int kvm_rs_age_stat_get(void *data, u64 *val)

@@ -232,11 +232,328 @@ static void kvm_rs_test_rmap_race(struct kunit *test)
 	kunit_info(test, "writer rounds %lu, aging passes %lu\n", r->rounds, passes);
 }
 
+/*
+ * The read-only side of the bit is a bit spinlock: the ager's hook for an
+ * access-tracked SPTE runs while the bit is held, so it sees preemption
+ * disabled (visible in preempt_count() with CONFIG_PREEMPT_COUNT). The
+ * hook then plays a writer that ignores the bit and changes the head: the
+ * unlock must report it (-EBUSY), leave the head unlocked without
+ * overwriting the foreign value, and re-enable preemption.
+ */
+struct t_rogue {
+	unsigned long *head;
+	unsigned long foreign;
+	int base_count, calls, held_preempt_off;
+};
+
+static void t_rogue_writer(void *ctx, u64 old_spte)
+{
+	struct t_rogue *r = ctx;
+
+	r->calls++;
+	if (preempt_count() > r->base_count)
+		r->held_preempt_off++;
+	WRITE_ONCE(*r->head, r->foreign);
+}
+
+static const struct kvm_rs_age_params t_ept_params = {
+	.accessed_mask = BIT_ULL(8),
+	.acc_track_mask = 0x7,
+};
+
+/* A/D-disabled (EPT, nested without A/D) young SPTE: present, RWX. */
+#define T_NOAD_YOUNG	(T_PRESENT | KVM_RS_SPTE_TDP_AD_DISABLED | 0x7)
+
+static void kvm_rs_test_rmap_unlock_changed(struct kunit *test)
+{
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	unsigned long head = 0;
+	u64 *sptes;
+	struct t_rogue r = {
+		.head = &head,
+		.foreign = 0x1000 | KVM_RS_RMAP_LOCKED,
+		.base_count = preempt_count(),
+	};
+
+	sptes = kunit_kcalloc(test, 2, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, sptes);
+	sptes[0] = T_NOAD_YOUNG;
+	KUNIT_ASSERT_EQ(test, kvm_rs_rmap_add(&head, &sptes[0], &ops), 0);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(&head, 1, false, &t_ept_params,
+					      t_rogue_writer, &r), -EBUSY);
+	KUNIT_EXPECT_EQ(test, r.calls, 1);
+	if (IS_ENABLED(CONFIG_PREEMPT_COUNT))
+		KUNIT_EXPECT_EQ(test, r.held_preempt_off, 1);
+	KUNIT_EXPECT_EQ(test, preempt_count(), r.base_count);
+	/* Unlocked; the foreign value itself is left alone. */
+	KUNIT_EXPECT_EQ(test, head, 0x1000UL);
+	/* The SPTE was made access-tracked (R/X saved, RWX cleared). */
+	KUNIT_EXPECT_EQ(test, sptes[0] & 0x7, 0ULL);
+	head = 0;
+	KUNIT_EXPECT_EQ(test, atomic_read(&c.allocs), atomic_read(&c.frees));
+}
+
+/* kvm_rs_age_spte(), the rule the TDP MMU's lockless walk calls. */
+static void kvm_rs_test_age_spte(struct kunit *test)
+{
+	u64 *spte = kunit_kzalloc(test, sizeof(u64), GFP_KERNEL);
+	u64 old = 0;
+
+	KUNIT_ASSERT_NOT_NULL(test, spte);
+	/* A/D enabled: test-only writes nothing, aging clears Accessed. */
+	*spte = T_PRESENT | BIT_ULL(8) | 0x7;
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, true, &t_ept_params, &old),
+			KVM_RS_SPTE_YOUNG);
+	KUNIT_EXPECT_EQ(test, *spte, T_PRESENT | BIT_ULL(8) | 0x7);
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
+			KVM_RS_SPTE_CLEARED);
+	KUNIT_EXPECT_EQ(test, *spte, T_PRESENT | 0x7);
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
+			KVM_RS_SPTE_OLD);
+	/* A/D disabled: made access-tracked, old value handed back. */
+	*spte = T_NOAD_YOUNG | BIT_ULL(1);
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
+			KVM_RS_SPTE_TRACKED);
+	KUNIT_EXPECT_EQ(test, old, T_NOAD_YOUNG | BIT_ULL(1));
+	KUNIT_EXPECT_EQ(test, *spte & 0x7, 0ULL);
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
+			KVM_RS_SPTE_OLD);
+	/* A frozen SPTE (both Accessed positions set) is never touched. */
+	*spte = KVM_RS_FROZEN_SPTE;
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
+			KVM_RS_SPTE_OLD);
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_params, &old),
+			KVM_RS_SPTE_OLD);
+	KUNIT_EXPECT_EQ(test, *spte, (u64)KVM_RS_FROZEN_SPTE);
+}
+
+/*
+ * An ager racing a writer that zaps: the writer installs SPTEs in a freshly
+ * allocated "page table", adds them to rmaps, then clears them, removes them
+ * from the rmaps and frees (and poisons) the table. The lockless ager may
+ * only touch a table while one of its SPTEs is in a locked rmap; with KASAN
+ * any later access is a use-after-free report, which fails the run.
+ */
+#define T_PT_SPTES	64
+#define T_PT_HEADS	16
+
+/*
+ * Starts @fn on CPU @idx (0 or 1) of the online CPUs, so that the two
+ * sides of a race really run at the same time when the machine (or the
+ * emulator: multi-threaded TCG) has two CPUs.
+ */
+static struct task_struct *t_kthread_on(int (*fn)(void *), void *arg, int idx)
+{
+	unsigned int cpu = cpumask_first(cpu_online_mask);
+	struct task_struct *t;
+
+	if (idx && cpumask_next(cpu, cpu_online_mask) < nr_cpu_ids)
+		cpu = cpumask_next(cpu, cpu_online_mask);
+	t = kthread_create(fn, arg, "kvm_rs_kunit/%u", cpu);
+	if (!IS_ERR(t)) {
+		kthread_bind(t, cpu);
+		wake_up_process(t);
+	}
+	return t;
+}
+
+struct t_zap_race {
+	unsigned long heads[T_PT_HEADS];
+	struct t_cache c;
+	atomic_long_t passes, young;
+	unsigned long rounds, overlapped, end;
+	int errors, werrors;
+	struct completion done, wdone;
+	bool stop;
+};
+
+static int t_zap_ager(void *arg)
+{
+	struct t_zap_race *r = arg;
+	int ret;
+
+	while (!READ_ONCE(r->stop)) {
+		ret = kvm_rs_rmap_age(r->heads, T_PT_HEADS, false, &t_params, NULL, NULL);
+		if (ret < 0)
+			r->errors++;
+		else if (ret)
+			atomic_long_inc(&r->young);
+		atomic_long_inc(&r->passes);
+		cond_resched();
+	}
+	complete(&r->done);
+	return 0;
+}
+
+/* The only writer of the heads (standing in for mmu_lock held for write). */
+static int t_zap_writer(void *arg)
+{
+	struct t_zap_race *r = arg;
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &r->c };
+	long before;
+	u64 *pt;
+	int i;
+
+	while (time_before(jiffies, r->end)) {
+		pt = kmalloc_array(T_PT_SPTES, sizeof(u64), GFP_KERNEL);
+		if (!pt)
+			break;
+		before = atomic_long_read(&r->passes);
+		for (i = 0; i < T_PT_SPTES; i++) {
+			WRITE_ONCE(pt[i], T_YOUNG);
+			if (kvm_rs_rmap_add(&r->heads[i % T_PT_HEADS], &pt[i], &ops) < 0)
+				r->werrors++;
+		}
+		/* Zap: clear each SPTE, then take it out of its rmap. */
+		for (i = 0; i < T_PT_SPTES; i++) {
+			WRITE_ONCE(pt[i], KVM_RS_SHADOW_NONPRESENT_VALUE);
+			if (kvm_rs_rmap_remove(&r->heads[i % T_PT_HEADS], &pt[i], &ops))
+				r->werrors++;
+		}
+		if (atomic_long_read(&r->passes) != before)
+			r->overlapped++;
+		/* Free and poison the table, as KVM frees a shadow page. */
+		memset(pt, 0x6b, T_PT_SPTES * sizeof(u64));
+		kfree(pt);
+		r->rounds++;
+		cond_resched();
+	}
+	complete(&r->wdone);
+	return 0;
+}
+
+static void kvm_rs_test_ager_vs_zap_free(struct kunit *test)
+{
+	struct t_zap_race *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+	struct task_struct *t;
+	int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	init_completion(&r->done);
+	init_completion(&r->wdone);
+	r->end = jiffies + msecs_to_jiffies(500);
+	t = t_kthread_on(t_zap_ager, r, 1);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	t = t_kthread_on(t_zap_writer, r, 0);
+	if (IS_ERR(t))
+		r->werrors++;
+	else
+		wait_for_completion(&r->wdone);
+	WRITE_ONCE(r->stop, true);
+	wait_for_completion(&r->done);
+	KUNIT_EXPECT_EQ(test, r->errors, 0);
+	KUNIT_EXPECT_EQ(test, r->werrors, 0);
+	KUNIT_EXPECT_GT(test, r->rounds, 0UL);
+	/* The ager really ran while tables were live (not before or after). */
+	KUNIT_EXPECT_GT(test, r->overlapped, 0UL);
+	for (i = 0; i < T_PT_HEADS; i++)
+		KUNIT_EXPECT_EQ(test, r->heads[i], 0UL);
+	KUNIT_EXPECT_EQ(test, atomic_read(&r->c.allocs), atomic_read(&r->c.frees));
+	kunit_info(test, "writer rounds %lu (%lu overlapped), aging passes %ld (%ld young)\n",
+		   r->rounds, r->overlapped, atomic_long_read(&r->passes),
+		   atomic_long_read(&r->young));
+}
+
+/*
+ * The A/D-disabled cmpxchg against a concurrent SPTE writer (a fast page
+ * fault or a zap): the ager only ever replaces the exact value it read, so
+ * the writer's last value survives, possibly made access-tracked, and is
+ * never replaced by an access-tracked copy of an older value.
+ */
+struct t_noad_race {
+	unsigned long head;
+	u64 *spte;
+	u64 last;
+	unsigned long end, passes, young;
+	int errors;
+	struct completion done, adone;
+	bool stop;
+};
+
+static u64 t_noad_value(u64 k)
+{
+	return T_NOAD_YOUNG | ((k & 0xfffff) << 12);
+}
+
+static int t_noad_writer(void *arg)
+{
+	struct t_noad_race *r = arg;
+	u64 k;
+
+	for (k = 1; !READ_ONCE(r->stop); k++) {
+		WRITE_ONCE(*r->spte, t_noad_value(k));
+		r->last = t_noad_value(k);
+		if (!(k & 63))
+			cond_resched();
+	}
+	complete(&r->done);
+	return 0;
+}
+
+static int t_noad_ager(void *arg)
+{
+	struct t_noad_race *r = arg;
+	int ret;
+
+	while (time_before(jiffies, r->end)) {
+		ret = kvm_rs_rmap_age(&r->head, 1, false, &t_ept_params, NULL, NULL);
+		if (ret < 0)
+			r->errors++;
+		r->young += ret > 0;
+		r->passes++;
+		cond_resched();
+	}
+	complete(&r->adone);
+	return 0;
+}
+
+static void kvm_rs_test_noad_vs_writer(struct kunit *test)
+{
+	struct t_noad_race *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	u64 lost0 = kvm_rs_age_stat(KVM_RS_AGE_CMPXCHG_FAILED), v, saved;
+	struct task_struct *t;
+
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	r->spte = kunit_kzalloc(test, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, r->spte);
+	*r->spte = t_noad_value(0);
+	KUNIT_ASSERT_EQ(test, kvm_rs_rmap_add(&r->head, r->spte, &ops), 0);
+	init_completion(&r->done);
+	init_completion(&r->adone);
+	r->end = jiffies + msecs_to_jiffies(300);
+	t = t_kthread_on(t_noad_writer, r, 1);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	t = t_kthread_on(t_noad_ager, r, 0);
+	if (IS_ERR(t))
+		r->errors++;
+	else
+		wait_for_completion(&r->adone);
+	WRITE_ONCE(r->stop, true);
+	wait_for_completion(&r->done);
+	v = READ_ONCE(*r->spte);
+	/* The access-tracked form keeps R/X above bit 54 and clears RWX. */
+	saved = ((r->last & 0x5) << 54);
+	KUNIT_EXPECT_TRUE(test, v == r->last || v == ((r->last | saved) & ~0x7ULL));
+	KUNIT_EXPECT_EQ(test, r->errors, 0);
+	KUNIT_EXPECT_GT(test, r->young, 0UL);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_remove(&r->head, r->spte, &ops), 0);
+	kunit_info(test, "aging passes %lu (%lu young), lost cmpxchgs %llu\n",
+		   r->passes, r->young,
+		   kvm_rs_age_stat(KVM_RS_AGE_CMPXCHG_FAILED) - lost0);
+}
+
 static struct kunit_case kvm_rs_rmap_cases[] = {
 	KUNIT_CASE(kvm_rs_test_rmap_add_remove),
 	KUNIT_CASE(kvm_rs_test_rmap_corruption),
 	KUNIT_CASE(kvm_rs_test_rmap_zap_and_age),
 	KUNIT_CASE(kvm_rs_test_rmap_race),
+	KUNIT_CASE(kvm_rs_test_rmap_unlock_changed),
+	KUNIT_CASE(kvm_rs_test_age_spte),
+	KUNIT_CASE_SLOW(kvm_rs_test_ager_vs_zap_free),
+	KUNIT_CASE_SLOW(kvm_rs_test_noad_vs_writer),
 	{}
 };
 

@@ -10,7 +10,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU32;
 
-use crate::age::{age_range_stats, AgeParams, AgeStats};
+use crate::age::{self, age_range_stats, AgeParams, AgeStats, SpteAge};
 use crate::rmap::{DescAlloc, PteListDesc, RmapError, RmapHead, SptePtr};
 use kernel::bindings;
 
@@ -18,12 +18,53 @@ use kernel::bindings;
 pub const KVM_RS_PTE_LIST_DESC_SIZE: usize = 128;
 const _: () = assert!(core::mem::size_of::<PteListDesc>() == KVM_RS_PTE_LIST_DESC_SIZE);
 
-/// Module parameter `kvm_rs.lockless_aging` (0/1, default 1): KVM's aging
-/// notifiers use [`kvm_rs_rmap_age`] without `mmu_lock` when set, the 6.12
-/// locked walk when clear. Written by the parameter code (a plain C store),
-/// read by KVM with `READ_ONCE()` once per notifier call.
+/// Module parameter `kvm_rs.lockless_aging` (0/1, default 1), only with
+/// `CONFIG_KVM_RS_AB_TEST`: KVM's aging notifiers run without `mmu_lock`
+/// when set, on the 6.12 locked path when clear. Written by the parameter
+/// code (a plain C store), read by KVM with `READ_ONCE()` once per notifier
+/// call. Without the option there is no switch and aging is always
+/// lockless; the symbol still exists so that the FFI is one shape.
 #[no_mangle]
 pub static kvm_rs_lockless_aging: AtomicU32 = AtomicU32::new(1);
+
+// The SPTE encodings `core/age.rs` relies on, as `include/kvm_rs_rmap.h`
+// spells them (scripts/check_ffi.py compares the two); KVM's mmu.c checks
+// the header against its own definitions with static_assert().
+/// `SPTE_MMU_PRESENT_MASK`.
+pub const KVM_RS_SPTE_MMU_PRESENT_MASK: u64 = 0x800;
+/// `SPTE_TDP_AD_MASK`.
+pub const KVM_RS_SPTE_TDP_AD_MASK: u64 = 0x30000000000000;
+/// `SPTE_TDP_AD_DISABLED`.
+pub const KVM_RS_SPTE_TDP_AD_DISABLED: u64 = 0x10000000000000;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_MASK`.
+pub const KVM_RS_ACC_TRACK_SAVED_BITS_MASK: u64 = 0x5;
+/// `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT`.
+pub const KVM_RS_ACC_TRACK_SAVED_BITS_SHIFT: u32 = 54;
+/// `SHADOW_NONPRESENT_VALUE` (64-bit).
+pub const KVM_RS_SHADOW_NONPRESENT_VALUE: u64 = 0x8000000000000000;
+/// `FROZEN_SPTE`.
+pub const KVM_RS_FROZEN_SPTE: u64 = 0x80000000000005a0;
+
+const _: () = {
+    assert!(KVM_RS_SPTE_MMU_PRESENT_MASK == age::SPTE_MMU_PRESENT_MASK);
+    assert!(KVM_RS_SPTE_TDP_AD_MASK == age::SPTE_TDP_AD_MASK);
+    assert!(KVM_RS_SPTE_TDP_AD_DISABLED == age::SPTE_TDP_AD_DISABLED);
+    assert!(KVM_RS_ACC_TRACK_SAVED_BITS_MASK == age::ACC_TRACK_SAVED_BITS_MASK);
+    assert!(KVM_RS_ACC_TRACK_SAVED_BITS_SHIFT == age::ACC_TRACK_SAVED_BITS_SHIFT);
+    assert!(KVM_RS_SHADOW_NONPRESENT_VALUE == age::SHADOW_NONPRESENT_VALUE);
+    assert!(KVM_RS_FROZEN_SPTE == age::FROZEN_SPTE);
+};
+
+/// [`kvm_rs_age_spte`]: not young, nothing written.
+pub const KVM_RS_SPTE_OLD: c_int = 0;
+/// [`kvm_rs_age_spte`]: young (test-only: nothing written).
+pub const KVM_RS_SPTE_YOUNG: c_int = 1;
+/// [`kvm_rs_age_spte`]: young, Accessed cleared.
+pub const KVM_RS_SPTE_CLEARED: c_int = 2;
+/// [`kvm_rs_age_spte`]: young, made access-tracked (`*old_spte` is set).
+pub const KVM_RS_SPTE_TRACKED: c_int = 3;
+/// [`kvm_rs_age_spte`]: young, but the SPTE changed under the exchange.
+pub const KVM_RS_SPTE_LOST: c_int = 4;
 
 /// `struct kvm_rs_desc_ops`: KVM's descriptor cache.
 #[repr(C)]
@@ -50,12 +91,17 @@ struct CAlloc<'a>(&'a KvmRsDescOps);
 
 // SAFETY: `kvm_rs_desc_ops` is documented (include/kvm_rs_rmap.h) to return
 // zeroed `struct pte_list_desc` memory (a valid empty descriptor) that is
-// private until freed, without sleeping, and to take back what it returned.
+// private until freed, never NULL, without sleeping, and to take back what
+// it returned.
 unsafe impl DescAlloc for CAlloc<'_> {
-    fn alloc(&mut self) -> Option<NonNull<PteListDesc>> {
-        let f = self.0.alloc?;
+    fn alloc(&mut self) -> NonNull<PteListDesc> {
+        let f = self.0.alloc.expect("kvm_rs_desc_ops without alloc");
         // SAFETY: A C callback with the contract above; `ctx` is its own.
-        NonNull::new(unsafe { f(self.0.ctx) }.cast::<PteListDesc>())
+        let p = unsafe { f(self.0.ctx) }.cast::<PteListDesc>();
+        // KVM's cache BUG()s instead of returning NULL (6.12's
+        // kvm_mmu_memory_cache_alloc()); a NULL here breaks the contract,
+        // and a panic (a BUG()) is what 6.12 does in that case.
+        NonNull::new(p).expect("kvm_rs_desc_ops.alloc returned NULL")
     }
 
     unsafe fn free(&mut self, desc: NonNull<PteListDesc>) {
@@ -69,7 +115,6 @@ unsafe impl DescAlloc for CAlloc<'_> {
 /// The negative errno C sees for `e` (documented in include/kvm_rs_rmap.h).
 fn errno(e: RmapError) -> c_int {
     let code = match e {
-        RmapError::AllocFailed => bindings::ENOMEM,
         RmapError::NotFound => bindings::ENOENT,
         RmapError::Empty => bindings::ENODATA,
         RmapError::BadSptePtr | RmapError::BadDescriptor | RmapError::LockedValue => {
@@ -192,9 +237,11 @@ pub unsafe extern "C" fn kvm_rs_rmap_age(
     if heads.is_null() || nr == 0 {
         return 0;
     }
-    // SAFETY: `RmapHead` is a transparent word, and the caller guarantees
-    // `nr` consecutive live heads.
-    let hs = unsafe { core::slice::from_raw_parts(RmapHead::from_raw(heads), nr) };
+    // SAFETY: `RmapHead` is a transparent atomic word with the layout of
+    // `unsigned long`, and the caller guarantees `nr` consecutive live heads
+    // behind `heads` (the slice is derived from the raw pointer to all of
+    // them, not from a reference to the first).
+    let hs = unsafe { core::slice::from_raw_parts(heads.cast::<RmapHead>().cast_const(), nr) };
     // SAFETY: The caller guarantees `params` is valid.
     let p = unsafe { &*params };
     let ap = AgeParams {
@@ -213,5 +260,44 @@ pub unsafe extern "C" fn kvm_rs_rmap_age(
     match r {
         Ok(y) => y as c_int,
         Err(e) => errno(e),
+    }
+}
+
+/// Ages one SPTE with kvm-rs's rule (`core/age.rs`): the TDP MMU's lockless
+/// walk calls this for every present leaf SPTE. Returns one of
+/// `KVM_RS_SPTE_*`; on `KVM_RS_SPTE_TRACKED`, `*old_spte` is the value that
+/// was replaced, so the caller can keep a writable page's dirty state.
+///
+/// # Safety
+///
+/// `sptep` points to a live, 8-byte aligned SPTE whose page table cannot be
+/// freed during the call (the caller is inside an RCU read-side critical
+/// section and the table is freed through RCU); `params` is valid;
+/// `old_spte` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rs_age_spte(
+    sptep: *mut u64,
+    test_only: bool,
+    params: *const KvmRsAgeParams,
+    old_spte: *mut u64,
+) -> c_int {
+    // SAFETY: The caller guarantees `params` is valid.
+    let p = unsafe { &*params };
+    let ap = AgeParams {
+        accessed_mask: p.accessed_mask,
+        acc_track_mask: p.acc_track_mask,
+    };
+    // SAFETY: The caller keeps the SPTE's table alive (RCU); `SptePtr` is
+    // an atomic view of the same `u64`.
+    match unsafe { age::age_spte(sptep.cast_const().cast(), test_only, &ap) } {
+        SpteAge::Old => KVM_RS_SPTE_OLD,
+        SpteAge::Young => KVM_RS_SPTE_YOUNG,
+        SpteAge::Cleared => KVM_RS_SPTE_CLEARED,
+        SpteAge::Tracked(old) => {
+            // SAFETY: The caller guarantees `old_spte` is writable.
+            unsafe { *old_spte = old };
+            KVM_RS_SPTE_TRACKED
+        }
+        SpteAge::Lost => KVM_RS_SPTE_LOST,
     }
 }

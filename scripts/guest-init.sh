@@ -38,25 +38,30 @@ load_x86() { # $1 = space-separated kvm.ko params
 }
 
 apply_params() { # $1 = comma-separated: kvm.x=y (module load) or /sys/...=v
-	kvmp=""
-	[ "$ARCH" = x86_64 ] && { modprobe kvm_rs || return 1; }
-	# Runtime switches start from their defaults for every test.
-	[ -f /kvmrs/defaults ] && while IFS= read -r d; do
-		case $d in /*=*) [ -e "${d%%=*}" ] && echo "${d#*=}" >"${d%%=*}" ;; esac
-	done </kvmrs/defaults
+	kvmp="" sysp=""
 	for p in $(echo "$1" | tr ',' ' '); do
 		case $p in
 		-) ;;
 		kvm.*) kvmp="$kvmp ${p#kvm.}" ;;
-		/*) echo "${p#*=}" >"${p%%=*}" || return 1 ;;
+		/*) sysp="$sysp $p" ;;
 		*) echo "KVMRS-INFO unknown parameter $p"; return 1 ;;
 		esac
 	done
+	# Modules first: reloading kvm also reloads kvm_rs (kvm.ko depends on
+	# it), which would reset a switch written before.
 	if [ "$ARCH" = x86_64 ]; then
+		modprobe kvm_rs || return 1
 		load_x86 "${kvmp# }" || return 1
 	elif [ -n "$kvmp" ]; then
 		echo "KVMRS-INFO kvm is built in on arm64: $kvmp needs the kernel command line"; return 1
 	fi
+	# Runtime switches start from their defaults for every test.
+	[ -f /kvmrs/defaults ] && while IFS= read -r d; do
+		case $d in /*=*) [ -e "${d%%=*}" ] && echo "${d#*=}" >"${d%%=*}" ;; esac
+	done </kvmrs/defaults
+	for p in $sysp; do
+		echo "${p#*=}" >"${p%%=*}" || return 1
+	done
 }
 
 run_kunit() { # $1 = module [params]; its KTAP goes to the log, the verdict from it

@@ -47,7 +47,7 @@ x86_64)
 	# of 64, and 6.12's page_idle bitmap returns 0 bytes for the last,
 	# partial word, which fails access_tracking_perf_test's pread()s of
 	# pages that land there. 2040 MiB keeps max_pfn 64-aligned.
-	# slab_nomerge: per-cache failslab (kvm_rs_failslab_test.sh) needs
+	# slab_nomerge: per-cache failslab (kvm_rs_desc_topup_failslab_test.sh) needs
 	# pte_list_desc to be a cache of its own.
 arm64)
 	TCG=${KVMRS_TCG:-multi}

@@ -9,6 +9,17 @@
 //! removing its SPTEs from the rmaps under the bit. The SPTEs themselves may
 //! still change (zapped first, rmap entry removed later; hardware setting
 //! Accessed/Dirty), so they are read and written only atomically.
+//!
+//! The per-SPTE rule ([`age_spte`]) also serves KVM's TDP MMU walker, which
+//! keeps its page tables alive with RCU instead of the bit. It changes an
+//! SPTE only with one compare-and-exchange from the value it read, never
+//! with a blind read-modify-write: the TDP MMU's `FROZEN_SPTE` (a
+//! non-present marker another CPU holds while it replaces an SPTE) has
+//! both possible Accessed bits (5 and 8) set, and clearing one would turn
+//! it into an ordinary non-present value that a racing fault could
+//! overwrite. When the exchange loses (the SPTE changed: zapped, frozen,
+//! Dirty set by the CPU), the SPTE is left as it is and reported young: a
+//! rare false "young" is harmless, a false "old" would evict a hot page.
 
 use crate::rmap::{RmapError, RmapHead, SptePtr, MANY, PTE_LIST_EXT};
 
@@ -100,28 +111,65 @@ impl AgeParams {
     }
 }
 
-/// Ages one SPTE. Returns whether it was young (present and accessed).
+/// What [`age_spte`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpteAge {
+    /// Not present, or present and not accessed: nothing written.
+    Old,
+    /// Young; with `test_only`, nothing written.
+    Young,
+    /// Young, and Accessed was cleared (A/D-enabled SPTE).
+    Cleared,
+    /// Young, and the A/D-disabled SPTE was made access-tracked; carries
+    /// the old value, so the caller can keep a writable page's dirty state.
+    Tracked(u64),
+    /// Young, but the SPTE changed before the exchange: left as it is.
+    Lost,
+}
+
+impl SpteAge {
+    /// Whether the SPTE counted as young.
+    #[inline(always)]
+    pub fn young(self) -> bool {
+        self != SpteAge::Old
+    }
+}
+
+/// Ages one SPTE (the rule shared by the rmap walk and the TDP MMU walk).
 ///
-/// `on_tracked` gets the old value of an A/D-disabled SPTE that we made
-/// access-tracked, so the caller can keep a writable page's dirty state.
+/// Test-only never writes. Otherwise a young SPTE gets one
+/// compare-and-exchange from the value read to the value with Accessed
+/// cleared (A/D enabled) or to its access-tracked form (A/D disabled).
 ///
 /// # Safety
 ///
 /// `sptep` points to a live SPTE: the caller holds the bit lock of an rmap
-/// that contains it, or otherwise keeps its page table alive.
+/// that contains it, or otherwise keeps its page table alive (RCU).
 #[inline(always)]
-pub unsafe fn age_spte(
-    sptep: SptePtr,
-    test_only: bool,
-    p: &AgeParams,
-    on_tracked: &mut impl FnMut(u64),
-) -> bool {
-    // SAFETY: The caller's guarantee, passed on.
-    unsafe { age_spte_counted(sptep, test_only, p, on_tracked, &mut 0) }
+pub unsafe fn age_spte(sptep: SptePtr, test_only: bool, p: &AgeParams) -> SpteAge {
+    // SAFETY: The caller guarantees the SPTE is live.
+    let s = unsafe { &*sptep };
+    let v = s.load();
+    if !p.is_present(v) || !p.is_young(v) {
+        return SpteAge::Old;
+    }
+    if test_only {
+        return SpteAge::Young;
+    }
+    let ad = p.ad_enabled(v) && p.accessed_mask != 0;
+    let new = if ad {
+        v & !p.accessed_mask
+    } else {
+        p.access_tracked(v)
+    };
+    match s.try_cmpxchg(v, new) {
+        Ok(_) if ad => SpteAge::Cleared,
+        Ok(_) => SpteAge::Tracked(v),
+        Err(_) => SpteAge::Lost,
+    }
 }
 
-/// [`age_spte`], adding 1 to `cmpxchg_failed` when the SPTE changed under
-/// the access-tracking cmpxchg.
+/// [`age_spte`] for a walk: calls `on_tracked` and counts lost exchanges.
 ///
 /// # Safety
 ///
@@ -134,24 +182,14 @@ unsafe fn age_spte_counted(
     on_tracked: &mut impl FnMut(u64),
     cmpxchg_failed: &mut u64,
 ) -> bool {
-    // SAFETY: The caller guarantees the SPTE is live.
-    let s = unsafe { &*sptep };
-    let v = s.load();
-    if !p.is_present(v) || !p.is_young(v) {
-        return false;
+    // SAFETY: The caller's guarantee, passed on.
+    let r = unsafe { age_spte(sptep, test_only, p) };
+    match r {
+        SpteAge::Tracked(old) => on_tracked(old),
+        SpteAge::Lost => *cmpxchg_failed += 1,
+        _ => {}
     }
-    if test_only {
-        return true;
-    }
-    if p.ad_enabled(v) && p.accessed_mask != 0 {
-        s.fetch_andnot(p.accessed_mask);
-    } else if s.try_cmpxchg(v, p.access_tracked(v)).is_ok() {
-        on_tracked(v);
-    } else {
-        *cmpxchg_failed += 1;
-    }
-    // A failed cmpxchg means the SPTE changed under us: leave it (young).
-    true
+    r.young()
 }
 
 /// Ages every SPTE of a locked chain.
@@ -224,7 +262,7 @@ pub struct AgeStats {
     pub visited: u64,
     /// Rmaps with at least one young SPTE (aged, unless `test_only`).
     pub young: u64,
-    /// Access-tracking cmpxchgs that lost to a concurrent SPTE change.
+    /// SPTE exchanges that lost to a concurrent SPTE change.
     pub cmpxchg_failed: u64,
     /// Spin iterations waiting for another holder's lock bit.
     pub spins: u64,
@@ -251,6 +289,7 @@ pub fn age_range_stats(
             &mut on_tracked,
             &mut stats.cmpxchg_failed,
         );
+        // Unlocks on every path; an error here is corruption of the head.
         g.unlock()?;
         let y = r?;
         stats.young += y as u64;

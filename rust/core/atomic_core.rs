@@ -12,6 +12,30 @@ pub fn spin_hint() {
     core::hint::spin_loop();
 }
 
+extern "C" {
+    /// `preempt_disable()`, provided by kvm-rs's C half in the kernel
+    /// (`c/kvm_rs_exports.c`) and by the host crate's test environment.
+    fn kvm_rs_preempt_disable();
+    /// `preempt_enable()`, paired with [`kvm_rs_preempt_disable`].
+    fn kvm_rs_preempt_enable();
+}
+
+/// Disables preemption: called before a head's lock bit is taken, so that
+/// a holder is never scheduled out while other CPUs spin on the bit.
+#[inline(always)]
+pub fn preempt_disable() {
+    // SAFETY: A C function without arguments or preconditions; every call
+    // is paired with a later [`preempt_enable`] on the same task.
+    unsafe { kvm_rs_preempt_disable() }
+}
+
+/// Re-enables preemption after the lock bit was released.
+#[inline(always)]
+pub fn preempt_enable() {
+    // SAFETY: Pairs with an earlier [`preempt_disable`] of the same task.
+    unsafe { kvm_rs_preempt_enable() }
+}
+
 /// `true` when the atomics and [`UnsafeCell`] are instrumented by a model
 /// checker (loom) and therefore do not have the C layout. The C layout
 /// assertions are only made when this is `false`.

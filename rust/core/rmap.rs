@@ -17,9 +17,16 @@
 //! restores the exact old value. Locking an empty head is a no-op. Walks
 //! under `mmu_lock` that only read do not take the bit; they mask it off.
 //!
+//! Both sides are bit spinlocks: preemption is disabled from before the bit
+//! is taken until after it is released, so a holder is never scheduled out
+//! while another CPU spins on the bit. Both guards release the bit when they
+//! are dropped, and every unlock path stores a value without [`LOCKED`],
+//! also when it reports corruption: a head is never left locked.
+//!
 //! Descriptor memory comes from the caller through [`DescAlloc`] and is
 //! never allocated or freed while the bit is held.
 
+use crate::atomic_impl::{preempt_disable, preempt_enable};
 use crate::shared::{HeadWord, LockedCell, SpteWord};
 
 /// Head bit 0: the head points to a descriptor chain.
@@ -38,8 +45,6 @@ pub type SptePtr = *const SpteWord;
 /// `KVM_BUG_ON_DATA_CORRUPTION()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RmapError {
-    /// The descriptor allocator returned nothing; the rmap is unchanged.
-    AllocFailed,
     /// An SPTE pointer is null or has one of the two flag bits set.
     BadSptePtr,
     /// `remove` on an empty rmap.
@@ -49,10 +54,11 @@ pub enum RmapError {
     /// A descriptor count is out of range (empty head descriptor, more than
     /// [`PTE_LIST_EXT`] entries, inconsistent `tail_count`).
     BadDescriptor,
-    /// A value with [`LOCKED`] set was passed to an unlock.
+    /// A value with [`LOCKED`] set was passed to an unlock; the head got
+    /// its old value back, unlocked.
     LockedValue,
     /// The head changed while we held its lock (someone ignored the lock).
-    /// The head is left as found.
+    /// The bit was released anyway (see the unlock functions).
     Changed {
         /// The value we expected to find.
         expected: usize,
@@ -119,6 +125,12 @@ impl Default for PteListDesc {
 /// Where descriptors come from: KVM's per-vCPU `kvm_mmu_memory_cache`,
 /// topped up before `mmu_lock` is taken (allocation cannot sleep there).
 ///
+/// Allocation cannot fail, as in 6.12: KVM tops the cache up before it
+/// takes `mmu_lock` (a failed top-up fails the fault with `-ENOMEM` before
+/// any SPTE is installed), and `kvm_mmu_memory_cache_alloc()` BUGs rather
+/// than return nothing. So [`RmapHead::add`] never leaves an installed
+/// SPTE out of its rmap for lack of memory.
+///
 /// # Safety
 ///
 /// `alloc` must return a pointer to a valid, initialised [`PteListDesc`]
@@ -126,8 +138,8 @@ impl Default for PteListDesc {
 /// of the same type, and it must not sleep. `free` must accept every
 /// pointer returned by `alloc`.
 pub unsafe trait DescAlloc {
-    /// Returns a descriptor, or `None` if the cache is empty.
-    fn alloc(&mut self) -> Option<core::ptr::NonNull<PteListDesc>>;
+    /// Returns a descriptor.
+    fn alloc(&mut self) -> core::ptr::NonNull<PteListDesc>;
 
     /// Returns a descriptor.
     ///
@@ -154,25 +166,69 @@ pub struct RmapHead {
     val: HeadWord,
 }
 
-/// Proof that the read-only side holds a head's lock bit. Unlock with
-/// [`ReadLocked::unlock`]; forgetting to do so leaves the head locked.
-#[must_use = "the head stays locked until unlock() is called"]
+/// Proof that the read-only side holds a head's lock bit (with preemption
+/// disabled). [`ReadLocked::unlock`] releases it and reports corruption;
+/// dropping the guard releases it too.
+///
+/// # Invariants
+///
+/// `old` is non-zero, the head held `old | LOCKED` when the guard was made,
+/// this task took the bit, and preemption was disabled once for the guard.
+#[must_use = "dropping the guard unlocks the head at once"]
 pub struct ReadLocked<'a> {
     head: &'a RmapHead,
     old: usize,
 }
 
-/// What the writer side's [`RmapHead::lock`] returns: the old value (flags
-/// other than [`MANY`] cleared) and whether the bit was taken.
-#[must_use = "the head stays locked until unlock() is called"]
-pub struct WriteLocked {
+/// The writer side's guard from [`RmapHead::lock`]: the old value (with
+/// [`LOCKED`] clear) and, if it is non-zero, the bit. Preemption is disabled
+/// while it lives. [`RmapHead::unlock`] publishes a new value; dropping the
+/// guard restores the old one.
+///
+/// # Invariants
+///
+/// If `old` is non-zero, the head held `old | LOCKED` when the guard was
+/// made and this task took the bit; preemption was disabled once for the
+/// guard in every case.
+#[must_use = "dropping the guard unlocks the head at once"]
+pub struct WriteLocked<'a> {
+    head: &'a RmapHead,
     old: usize,
 }
 
-impl WriteLocked {
+impl WriteLocked<'_> {
     /// The head's value before locking, with [`LOCKED`] clear.
     pub fn value(&self) -> usize {
         self.old
+    }
+
+    /// Stores `new` with release ordering (a value with [`LOCKED`] set is
+    /// refused and the old value restored), then re-enables preemption.
+    fn release(&self, new: usize) -> Result<(), RmapError> {
+        let (store, mut res) = if new & LOCKED != 0 {
+            (self.old, Err(RmapError::LockedValue))
+        } else {
+            (new, Ok(()))
+        };
+        // A cheap load of a line we own: corruption detection only (an
+        // empty head is not locked, but only a writer may fill it).
+        let expected = if self.old == 0 { 0 } else { self.old | LOCKED };
+        let found = self.head.val.load();
+        if found != expected && res.is_ok() {
+            res = Err(RmapError::Changed { expected, found });
+        }
+        // INVARIANT: `store` is `new` (the caller's valid chain) or the old
+        // value; either way without the bit, so the head is unlocked.
+        self.head.val.store_release(store);
+        preempt_enable();
+        res
+    }
+}
+
+impl Drop for WriteLocked<'_> {
+    /// An early return leaves the chain as it was: restore the old value.
+    fn drop(&mut self) {
+        let _ = self.release(self.old);
     }
 }
 
@@ -254,51 +310,48 @@ impl RmapHead {
         }
     }
 
-    /// Writer side: takes the bit (a no-op on an empty head).
+    /// Writer side: disables preemption and takes the bit (no bit on an
+    /// empty head: only writers fill an empty head, and they are
+    /// serialised by `mmu_lock`).
     ///
     /// # Safety
     ///
-    /// The caller is the only writer-side user of this head until the
-    /// matching [`RmapHead::unlock`] (C: holds `mmu_lock` for write), and
-    /// calls that unlock.
-    pub unsafe fn lock(&self) -> WriteLocked {
+    /// The caller is the only writer-side user of this head while the
+    /// guard lives (C: holds `mmu_lock` for write).
+    pub unsafe fn lock(&self) -> WriteLocked<'_> {
+        preempt_disable();
+        // INVARIANT: preemption is off; `lock_from` took the bit unless it
+        // returned 0.
         WriteLocked {
+            head: self,
             old: self.lock_from(self.val.load()),
         }
     }
 
-    /// Writer side: stores `new` with release ordering, dropping the bit.
+    /// Writer side: stores `new` with release ordering, dropping the bit,
+    /// and re-enables preemption. The head is unlocked on every path:
     ///
-    /// Fails without storing if `new` has [`LOCKED`] set or the head does
-    /// not hold the locked old value any more.
+    /// - `new` with [`LOCKED`] set: the old value is restored,
+    ///   [`RmapError::LockedValue`];
+    /// - the head changed while locked (someone ignored the bit): `new` is
+    ///   stored all the same (it is the chain this writer built, and writers
+    ///   are serialised), [`RmapError::Changed`].
     ///
     /// # Safety
     ///
     /// `guard` came from [`RmapHead::lock`] on this head, and `new`
     /// satisfies the type invariant (it is the chain the caller built while
     /// holding the bit).
-    pub unsafe fn unlock(&self, guard: WriteLocked, new: usize) -> Result<(), RmapError> {
-        if new & LOCKED != 0 {
-            return Err(RmapError::LockedValue);
-        }
-        let expected = if guard.old == 0 {
-            0
-        } else {
-            guard.old | LOCKED
-        };
-        // A cheap plain load of a line we own: corruption detection only.
-        let found = self.val.load();
-        if found != expected {
-            return Err(RmapError::Changed { expected, found });
-        }
-        // INVARIANT: the caller guarantees `new` is a valid chain.
-        self.val.store_release(new);
-        Ok(())
+    pub unsafe fn unlock(&self, guard: WriteLocked<'_>, new: usize) -> Result<(), RmapError> {
+        debug_assert!(core::ptr::eq(guard.head, self));
+        let guard = core::mem::ManuallyDrop::new(guard);
+        guard.release(new)
     }
 
     /// Read-only side, used without `mmu_lock`: returns `None` after one
-    /// load if the head is empty; otherwise spins while the bit is held,
-    /// re-checks for empty and takes the bit with an acquire CAS.
+    /// load if the head is empty; otherwise disables preemption, spins while
+    /// the bit is held, re-checks for empty and takes the bit with an
+    /// acquire CAS.
     #[inline(always)]
     pub fn lock_readonly(&self) -> Option<ReadLocked<'_>> {
         self.lock_readonly_counted(&mut 0)
@@ -311,8 +364,14 @@ impl RmapHead {
         if old == 0 {
             return None;
         }
+        preempt_disable();
         match self.lock_from_counted(old, spins) {
-            0 => None,
+            0 => {
+                preempt_enable();
+                None
+            }
+            // INVARIANT: the bit is ours, taken from `old | LOCKED`, with
+            // preemption disabled once.
             old => Some(ReadLocked { head: self, old }),
         }
     }
@@ -355,7 +414,7 @@ impl RmapHead {
             (total, cnt == PTE_LIST_EXT)
         };
         if needs_desc {
-            let n = alloc.alloc().ok_or(RmapError::AllocFailed)?;
+            let n = alloc.alloc();
             let p = n.as_ptr();
             // SAFETY: `p` is a fresh descriptor that only we can reach.
             unsafe {
@@ -381,17 +440,15 @@ impl RmapHead {
             fresh = Some(n);
         }
 
-        // SAFETY: The caller is the only writer; we unlock below.
+        // SAFETY: The caller is the only writer; the guard unlocks.
         let guard = unsafe { self.lock() };
         if guard.old != peek {
-            let old = guard.old;
-            // SAFETY: We restore the value we locked.
-            let r = unsafe { self.unlock(guard, old) };
+            // Dropping the guard restores the value we locked.
+            drop(guard);
             if let Some(n) = fresh {
                 // SAFETY: `n` was never published.
                 unsafe { alloc.free(n) };
             }
-            r?;
             return Err(RmapError::ConcurrentWriter);
         }
         let new = match fresh {
@@ -419,7 +476,7 @@ impl RmapHead {
     /// bit and freed to `alloc` after unlocking.
     ///
     /// Returns [`RmapError::Empty`] / [`RmapError::NotFound`] (the rmap is
-    /// unchanged) instead of crashing on corruption.
+    /// unchanged and unlocked) instead of crashing on corruption.
     ///
     /// # Safety
     ///
@@ -448,13 +505,14 @@ impl RmapHead {
         };
         let new = *res.as_ref().unwrap_or(&old);
         // SAFETY: `new` is the old value or the shortened chain.
-        unsafe { self.unlock(guard, new) }?;
+        let unlocked = unsafe { self.unlock(guard, new) };
         if let Some(d) = to_free {
             // SAFETY: `d` was unlinked under the bit: readers that could see it
             // released the bit before we acquired it, later ones cannot reach
             // it.
             unsafe { alloc.free(d) };
         }
+        unlocked?;
         res.map(|_| ())
     }
 
@@ -520,16 +578,18 @@ impl RmapHead {
         // SAFETY: The caller is the only writer; we unlock right away.
         let guard = unsafe { self.lock() };
         let old = guard.old;
+        // SAFETY: Detaching leaves a valid (empty) rmap.
+        let unlocked = unsafe { self.unlock(guard, 0) };
         if old == 0 {
-            // SAFETY: Nothing was locked; 0 stays 0.
-            unsafe { self.unlock(guard, 0) }?;
+            unlocked?;
             return Ok(false);
         }
-        // SAFETY: Detaching leaves a valid (empty) rmap.
-        unsafe { self.unlock(guard, 0) }?;
+        // Even if the head changed under the bit, the chain we detached is
+        // ours to zap: leaving its SPTEs would leave them unreachable.
+        let res = unlocked.map(|()| true);
         if old & MANY == 0 {
             f(old as SptePtr);
-            return Ok(true);
+            return res;
         }
         // The chain is ours now: readers that saw it have released the bit
         // before our acquire, later ones see an empty head.
@@ -545,7 +605,7 @@ impl RmapHead {
                 alloc.free(n);
             }
         }
-        Ok(true)
+        res
     }
 
     /// Number of SPTEs (6.12's `pte_list_count()`); 0 on a corrupt head
@@ -607,19 +667,40 @@ impl<'a> ReadLocked<'a> {
         RmapIter::new(self.old)
     }
 
-    /// Drops the bit, restoring the exact old value with release ordering.
-    /// Reports (and leaves alone) a head that changed while we held it.
+    /// Drops the bit, restoring the exact old value with release ordering,
+    /// and re-enables preemption.
+    ///
+    /// A head that changed while we held it (someone ignored the bit) is
+    /// reported with [`RmapError::Changed`] and still unlocked: the bit is
+    /// cleared from whatever value is there, which is not overwritten.
     #[inline(always)]
     pub fn unlock(self) -> Result<(), RmapError> {
+        let guard = core::mem::ManuallyDrop::new(self);
+        guard.release()
+    }
+
+    #[inline(always)]
+    fn release(&self) -> Result<(), RmapError> {
         let expected = self.old | LOCKED;
-        // Corruption detection only; a plain load of a line we own.
+        // Corruption detection only; a load of a line we own.
         let found = self.head.val.load();
-        if found != expected {
-            return Err(RmapError::Changed { expected, found });
-        }
-        // INVARIANT: the value we locked, unchanged.
-        self.head.val.store_release(self.old);
-        Ok(())
+        let res = if found == expected {
+            // INVARIANT: the value we locked, unchanged and unlocked.
+            self.head.val.store_release(self.old);
+            Ok(())
+        } else {
+            // INVARIANT: the bit is cleared; the value is someone else's.
+            self.head.val.clear_locked_release();
+            Err(RmapError::Changed { expected, found })
+        };
+        preempt_enable();
+        res
+    }
+}
+
+impl Drop for ReadLocked<'_> {
+    fn drop(&mut self) {
+        let _ = self.release();
     }
 }
 

@@ -57,6 +57,16 @@ impl HeadWord {
     pub fn store_release(&self, v: usize) {
         self.0.store(v, Ordering::Release)
     }
+
+    /// `atomic_long_andnot_release(LOCKED, &head->val)`: drops the lock bit
+    /// from a head whose value someone else changed while we held it (the
+    /// corruption path of an unlock), without overwriting their value.
+    ///
+    /// Release: as for [`Self::store_release`].
+    #[inline(always)]
+    pub fn clear_locked_release(&self) {
+        self.0.fetch_and(!crate::rmap::LOCKED, Ordering::Release);
+    }
 }
 
 /// One SPTE (`u64` in a shadow page table), as seen through a `u64 *`.
@@ -102,21 +112,12 @@ impl SpteWord {
         self.0.swap(v, Ordering::Relaxed)
     }
 
-    /// `atomic64_fetch_andnot_relaxed(mask, sptep)` (what `clear_bit()` on the
-    /// Accessed bit does): clears `mask`, leaves every other bit, including
-    /// ones the CPU sets concurrently, untouched.
-    ///
-    /// Relaxed: clearing Accessed publishes nothing; the head's release store
-    /// orders it before a later writer frees the page table.
-    #[inline(always)]
-    pub fn fetch_andnot(&self, mask: u64) -> u64 {
-        self.0.fetch_and(!mask, Ordering::Relaxed)
-    }
-
     /// `try_cmpxchg64_relaxed(sptep, &old, new)`.
     ///
-    /// Relaxed: as for [`Self::fetch_andnot`]; failure means someone else
-    /// changed the SPTE and we just report what is there now.
+    /// Relaxed: clearing Accessed or making an SPTE access-tracked publishes
+    /// nothing; the head's release store (or RCU, for the TDP MMU) orders it
+    /// before a later writer frees the page table. Failure means someone
+    /// else changed the SPTE and we just report what is there now.
     #[inline(always)]
     pub fn try_cmpxchg(&self, old: u64, new: u64) -> Result<u64, u64> {
         self.0

@@ -53,9 +53,9 @@ static DESC_ALLOCS: AtomicU64 = AtomicU64::new(0);
 struct Pool;
 // SAFETY: Boxed descriptors are leaked to the caller and returned in `free`.
 unsafe impl DescAlloc for Pool {
-    fn alloc(&mut self) -> Option<NonNull<PteListDesc>> {
+    fn alloc(&mut self) -> NonNull<PteListDesc> {
         DESC_ALLOCS.fetch_add(1, Relaxed);
-        NonNull::new(Box::into_raw(Box::new(PteListDesc::new())))
+        NonNull::from(Box::leak(Box::new(PteListDesc::new())))
     }
     unsafe fn free(&mut self, d: NonNull<PteListDesc>) {
         // SAFETY: `d` came from `alloc` (Box::into_raw).
@@ -135,7 +135,7 @@ fn sweep(set: &Set, imp: Imp) -> bool {
                     // is exactly what a real kernel cannot promise.
                     // SAFETY: `set.sptes` is alive for the whole run.
                     young |= unsafe {
-                        age::age_spte((v & !3) as *const SpteWord, false, &PARAMS, &mut |_| {})
+                        age::age_spte((v & !3) as *const SpteWord, false, &PARAMS).young()
                     };
                 } else {
                     young |= age::age_range(std::slice::from_ref(h), false, &PARAMS).unwrap();
@@ -149,7 +149,7 @@ fn sweep(set: &Set, imp: Imp) -> bool {
                     // SAFETY: The global lock excludes all writers.
                     for q in unsafe { h.iter() } {
                         // SAFETY: As above; the SPTE is in the rmap.
-                        young |= unsafe { age::age_spte(q, false, &PARAMS, &mut |_| {}) };
+                        young |= unsafe { age::age_spte(q, false, &PARAMS) }.young();
                     }
                 }
             }
@@ -304,6 +304,60 @@ fn rounds(set: &Set, imp: Imp, nw: usize, ager: bool, n: usize, dur: Duration) -
     }
 }
 
+/// The per-SPTE aging rule as the TDP MMU's lockless walk reaches it: a
+/// call into another module (kvm.ko -> kvm_rs.ko), never inlined. Same
+/// rule as [`age::age_spte`], same arguments as `kvm_rs_age_spte()`.
+#[inline(never)]
+extern "C" fn age_spte_call(sptep: *const SpteWord, test_only: bool, p: &AgeParams) -> u32 {
+    // SAFETY: The caller passes a live SPTE of its array.
+    unsafe { age::age_spte(sptep, test_only, p) }.young() as u32
+}
+
+type AgeFn = extern "C" fn(*const SpteWord, bool, &AgeParams) -> u32;
+
+/// ns per SPTE to age `sptes` (all young again before each pass), with
+/// the rule inlined into the walk or called out of line.
+fn spte_rule_pass(sptes: &[SpteWord], call: Option<AgeFn>) -> f64 {
+    for s in sptes {
+        s.store(YOUNG);
+    }
+    let t = Instant::now();
+    let mut young = 0u32;
+    match call {
+        None => {
+            for s in sptes {
+                // SAFETY: `s` is a live SPTE of the array.
+                young += unsafe { age::age_spte(s, false, &PARAMS) }.young() as u32;
+            }
+        }
+        Some(f) => {
+            for s in sptes {
+                young += f(s, false, &PARAMS);
+            }
+        }
+    }
+    let dt = t.elapsed().as_nanos() as f64;
+    assert_eq!(young as usize, sptes.len());
+    dt / sptes.len() as f64
+}
+
+/// Median ns per SPTE of the inlined rule and of the out-of-line call,
+/// measured in alternating rounds.
+fn spte_rule_cost(rounds: usize) -> (f64, f64) {
+    let sptes: Vec<SpteWord> = (0..1 << 16).map(|_| SpteWord::new(0)).collect();
+    let f: AgeFn = std::hint::black_box(age_spte_call);
+    let (mut inl, mut out) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(5) {
+        inl.push(spte_rule_pass(&sptes, None));
+        out.push(spte_rule_pass(&sptes, Some(f)));
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    (med(&mut inl), med(&mut out))
+}
+
 fn main() {
     let out = std::env::var("KVMRS_BENCH_OUT")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-host.json").into());
@@ -408,6 +462,13 @@ fn main() {
             (k_alone.desc_allocs + b_alone.desc_allocs) as f64,
         );
     }
+
+    // The TDP MMU walk calls the Rust rule once per young leaf SPTE.
+    let (inl, call) = spte_rule_cost(3 * nrounds);
+    eprintln!("per-SPTE rule: inline {inl:.2} ns, out-of-line call {call:.2} ns");
+    ratios.push(("spte_rule_inline_ns".into(), inl));
+    ratios.push(("spte_rule_call_ns".into(), call));
+    ratios.push(("spte_rule_call_vs_inline".into(), call / inl));
 
     for (n, v) in &ratios {
         println!("ratio {n} {v:.3}");

@@ -16,3 +16,27 @@ pub const TRACKED: bool = true;
 pub fn spin_hint() {
     loom::thread::yield_now();
 }
+
+loom::thread_local! {
+    static PREEMPT_DEPTH: core::cell::Cell<u32> = core::cell::Cell::new(0);
+}
+
+/// `preempt_disable()` in a model: counts the calling loom thread's depth.
+#[inline(always)]
+pub fn preempt_disable() {
+    PREEMPT_DEPTH.with(|d| d.set(d.get() + 1));
+}
+
+/// `preempt_enable()` in a model; an unbalanced enable fails the model.
+#[inline(always)]
+pub fn preempt_enable() {
+    PREEMPT_DEPTH.with(|d| {
+        assert!(d.get() > 0, "preempt_enable() without preempt_disable()");
+        d.set(d.get() - 1)
+    });
+}
+
+/// The calling loom thread's preemption-disable depth (0 = preemptible).
+pub fn preempt_depth() -> u32 {
+    PREEMPT_DEPTH.with(|d| d.get())
+}

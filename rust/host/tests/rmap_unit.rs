@@ -11,6 +11,9 @@ use kvm_rs_host::rmap::{PteListDesc, RmapError, RmapHead, SptePtr, LOCKED, MANY}
 use kvm_rs_host::shared::SpteWord;
 use std::sync::atomic::AtomicUsize;
 
+/// A present, young SPTE without A/D bits (EPT: RWX set, AD disabled).
+const YOUNG_NOAD: u64 = (1 << 11) | (1 << 52) | 0x7;
+
 fn sptes(n: usize, v: u64) -> Vec<SpteWord> {
     (0..n).map(|_| SpteWord::new(v)).collect()
 }
@@ -156,17 +159,64 @@ fn remove_corruption_is_an_error() {
     assert_eq!(a.live(), 0);
 }
 
+/// Every lock bit is held with preemption disabled (read-only side: seen
+/// from inside the critical section through the access-tracking hook), and
+/// every operation, error paths included, leaves the depth where it was.
 #[test]
-fn alloc_failure_leaves_rmap_unchanged() {
-    let s = sptes(2, OLD);
+fn lock_bit_is_held_with_preemption_disabled() {
+    use kvm_rs_host::preempt::depth;
+    let s = sptes(20, YOUNG_NOAD);
+    let h = RmapHead::new();
+    let mut a = TrackingAlloc::new();
+    for x in s.iter() {
+        add(&h, x, &mut a).unwrap();
+        assert_eq!(depth(), 0);
+    }
+    let mut inside = Vec::new();
+    let p = age::AgeParams::EPT_AD;
+    let r = age::age_range_with(std::slice::from_ref(&h), false, &p, |_| {
+        inside.push(depth())
+    });
+    assert_eq!(r, Ok(true));
+    assert_eq!(inside.len(), 20);
+    assert!(inside.iter().all(|&d| d == 1), "{inside:?}");
+    assert_eq!(depth(), 0);
+    // Writer side and its error paths.
+    // SAFETY: Single-threaded writer.
+    unsafe {
+        let g = h.lock();
+        assert_eq!(depth(), 1);
+        drop(g);
+        assert_eq!(depth(), 0);
+        assert_eq!(h.remove(ptr(&s[0]), &mut a), Ok(()));
+        let other = SpteWord::new(OLD);
+        assert_eq!(h.remove(&other, &mut a), Err(RmapError::NotFound));
+        assert_eq!(depth(), 0);
+        let e = RmapHead::new();
+        assert_eq!(e.remove(&other, &mut a), Err(RmapError::Empty));
+        assert_eq!(depth(), 0);
+        assert_eq!(h.zap_all(&mut a, |_| assert_eq!(depth(), 0)), Ok(true));
+    }
+    assert_eq!(depth(), 0);
+    assert!(h.lock_readonly().is_none());
+    assert_eq!(depth(), 0);
+}
+
+/// A read-only guard that is dropped (an early return) unlocks the head.
+#[test]
+fn readonly_guard_unlocks_on_drop() {
+    use kvm_rs_host::preempt::depth;
+    let s = sptes(1, OLD);
     let h = RmapHead::new();
     let mut a = TrackingAlloc::new();
     add(&h, &s[0], &mut a).unwrap();
-    a.fail = true;
-    assert_eq!(add(&h, &s[1], &mut a), Err(RmapError::AllocFailed));
+    {
+        let _g = h.lock_readonly().unwrap();
+        assert_eq!(h.raw(), ptr(&s[0]) as usize | LOCKED);
+        assert_eq!(depth(), 1);
+    }
     assert_eq!(h.raw(), ptr(&s[0]) as usize);
-    a.fail = false;
-    assert_eq!(add(&h, &s[1], &mut a), Ok(1));
+    assert_eq!(depth(), 0);
 }
 
 #[test]
@@ -185,8 +235,15 @@ fn readonly_unlock_reports_changed_value() {
             found: 0x1230
         })
     );
-    // Left as found.
+    // Unlocked, and the value someone else stored is not overwritten.
     assert_eq!(h.raw(), 0x1230);
+    // Also when that value has the bit set: the head never stays locked.
+    let g = h.lock_readonly();
+    assert!(g.is_some());
+    raw(&h).store(0x4560 | LOCKED, std::sync::atomic::Ordering::Relaxed);
+    assert!(g.unwrap().unlock().is_err());
+    assert_eq!(h.raw(), 0x4560);
+    assert_eq!(kvm_rs_host::preempt::depth(), 0);
 }
 
 #[test]
@@ -201,8 +258,8 @@ fn writer_unlock_errors() {
         let g = h.lock();
         assert_eq!(g.value(), p);
         assert_eq!(h.unlock(g, p | LOCKED), Err(RmapError::LockedValue));
-        assert_eq!(h.raw(), p | LOCKED);
-        raw(&h).store(p, std::sync::atomic::Ordering::Relaxed);
+        // The old value is back, unlocked.
+        assert_eq!(h.raw(), p);
         let g = h.lock();
         raw(&h).store(8, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
@@ -212,7 +269,8 @@ fn writer_unlock_errors() {
                 found: 8
             })
         );
-        assert_eq!(h.raw(), 8);
+        // The writer's new value is stored: the head is unlocked.
+        assert_eq!(h.raw(), 0);
         // An empty head is not locked by the writer, and must stay 0.
         let e = RmapHead::new();
         let g = e.lock();
@@ -225,14 +283,16 @@ fn writer_unlock_errors() {
                 found: 16
             })
         );
+        assert_eq!(e.raw(), 32);
     }
+    assert_eq!(kvm_rs_host::preempt::depth(), 0);
     // A concurrent (buggy) writer changing the head between add's look and
     // its lock is reported, not silently lost: simulate by an add whose
     // allocation changes the head (the allocator runs before the lock).
     struct Sneaky<'a>(&'a RmapHead, TrackingAlloc);
     // SAFETY: Delegates to `TrackingAlloc`.
     unsafe impl kvm_rs_host::rmap::DescAlloc for Sneaky<'_> {
-        fn alloc(&mut self) -> Option<std::ptr::NonNull<PteListDesc>> {
+        fn alloc(&mut self) -> std::ptr::NonNull<PteListDesc> {
             raw(self.0).store(0x40, std::sync::atomic::Ordering::Relaxed);
             self.1.alloc()
         }

@@ -16,7 +16,7 @@ pub const OLD: u64 = (1 << 11) | 1;
 
 /// Allocator that remembers what it handed out, reuses freed descriptors
 /// (to provoke use-after-free bugs), poisons them on free, detects double
-/// and foreign frees, and can be told to fail.
+/// and foreign frees.
 pub struct TrackingAlloc {
     pool: Vec<Box<PteListDesc>>,
     free_list: Vec<*mut PteListDesc>,
@@ -24,7 +24,6 @@ pub struct TrackingAlloc {
     pub allocs: usize,
     pub frees: usize,
     pub bad_frees: usize,
-    pub fail: bool,
 }
 
 impl TrackingAlloc {
@@ -36,7 +35,6 @@ impl TrackingAlloc {
             allocs: 0,
             frees: 0,
             bad_frees: 0,
-            fail: false,
         }
     }
 
@@ -49,10 +47,7 @@ impl TrackingAlloc {
 // dropped, so every pointer handed out stays valid; `alloc` never returns a
 // descriptor that is live.
 unsafe impl DescAlloc for TrackingAlloc {
-    fn alloc(&mut self) -> Option<NonNull<PteListDesc>> {
-        if self.fail {
-            return None;
-        }
+    fn alloc(&mut self) -> NonNull<PteListDesc> {
         let p = match self.free_list.pop() {
             Some(p) => p,
             None => {
@@ -64,7 +59,7 @@ unsafe impl DescAlloc for TrackingAlloc {
         };
         assert!(self.live.insert(p as usize));
         self.allocs += 1;
-        NonNull::new(p)
+        NonNull::new(p).unwrap()
     }
 
     unsafe fn free(&mut self, desc: NonNull<PteListDesc>) {

@@ -1,15 +1,18 @@
 #!/bin/sh
-# x86 guest test: allocation failures of the shadow MMU's pte_list_desc
-# cache (the descriptors kvm-rs links into rmaps) during the rmap stress
-# test. KVM tops the cache up before taking mmu_lock; when that fails the
-# fault returns -ENOMEM from KVM_RUN and userspace retries. Expected: the
-# test passes (every page holds its last pattern), the injected failures
-# were all consumed, at least one reached userspace as ENOMEM, and the
-# runner finds no splat in the kernel log.
+# x86 guest test: the top-up of the shadow MMU's pte_list_desc cache (the
+# descriptors kvm-rs links into rmaps) fails during the rmap stress test.
+# KVM tops the cache up before it takes mmu_lock; a failed top-up fails
+# the fault with -ENOMEM from KVM_RUN before any SPTE is installed, and
+# userspace retries. This is why kvm-rs's rmap add never has to fail for
+# lack of memory (kvm_mmu_memory_cache_alloc() under mmu_lock BUG()s
+# rather than return NULL, so no injection can reach kvm-rs itself).
+# Expected: the test passes (every page holds its last pattern), the
+# injected failures were all consumed, at least one reached userspace as
+# ENOMEM, and the runner finds no splat in the kernel log.
 # Needs slab_nomerge on the kernel command line: SLUB refuses per-cache
 # failslab on a merged cache.
 # needs: rmap_aging_stress_test
-fail() { echo "kvm_rs_failslab_test: $*"; cleanup; exit 1; }
+fail() { echo "kvm_rs_desc_topup_failslab_test: $*"; cleanup; exit 1; }
 F=/sys/kernel/debug/failslab
 C=/sys/kernel/slab/pte_list_desc
 cleanup() {
