@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cd "$KVMRS_ROOT"
 ARCH=${ARCH:-x86_64}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 if [ "${BENCH_HOST:-1}" = 1 ]; then
 	bash scripts/bench-host.sh
 fi

@@ -98,6 +98,7 @@ check "loom models" loom_tests
 check "rustfmt" rustfmt_check
 check "FFI: include/ == Rust" python3 scripts/check_ffi.py
 check "Kconfig == patch 0001" kconfig_in_patch
+check "Kconfig matrix (KVM y/m x KVM_RS x vendor modules)" bash scripts/kconfig-matrix.sh
 check "checkpatch --strict" checkpatch
 check "shell syntax" shell_syntax
 check "Documentation/*.rst parse cleanly" rst_check

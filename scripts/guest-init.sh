@@ -119,11 +119,22 @@ run_with_deadline() {
 # kvm-rs's arm64 stage-2 counters ("name value" lines): each test's log
 # gets the counters that moved while it ran, and the switches' values, so
 # that a .c/.rs pair shows which decision path ran.
+# On x86 the same for the aging counters (kvm_rs/aging/), with the switch;
+# locked_calls (aging calls that took mmu_lock) is printed even when 0.
 S2C=/sys/kernel/debug/kvm_rs/s2/all
+AGC=/sys/kernel/debug/kvm_rs/aging
+snap_counters() {
+	if [ -r "$S2C" ]; then
+		cat "$S2C"
+	elif [ -d "$AGC" ]; then
+		for f in "$AGC"/*; do echo "${f##*/} $(cat "$f")"; done
+		echo "lockless_aging $(cat /sys/module/kvm_rs/parameters/lockless_aging 2>/dev/null || echo 1)"
+	fi
+}
 counters_delta() { # name, before, after
 	awk -v t="$1" 'NR == FNR { a[$1] = $2; next }
-		$1 ~ /^(mode|active|bbm_level|bbml2_enabled)$/ { s = s " " $1 "=" $2; next }
-		$2 != a[$1] { s = s " " $1 "=" ($2 - a[$1]) }
+		$1 ~ /^(mode|active|bbm_level|bbml2_enabled|lockless_aging)$/ { s = s " " $1 "=" $2; next }
+		$2 != a[$1] || $1 == "locked_calls" { s = s " " $1 "=" ($2 - a[$1]) }
 		END { print "KVMRS-COUNTERS " t ":" s }' "$2" "$3"
 }
 
@@ -139,7 +150,7 @@ while read -r name tmo flags params cmd; do
 		rc=1
 		echo "KVMRS-INFO $name: could not apply parameters '$params'"
 	else
-		[ -r "$S2C" ] && cat "$S2C" >/tmp/kvmrs-c0 2>/dev/null
+		snap_counters >/tmp/kvmrs-c0 2>/dev/null
 		case $cmd in
 		@kunit*) run_kunit ${cmd#@kunit }; rc=$? ;;
 		*)	# Full path: the selftest library reopens its own ELF
@@ -149,7 +160,7 @@ while read -r name tmo flags params cmd; do
 			[ -x "/kvmrs/bin/$b" ] && b=/kvmrs/bin/$b
 			run_with_deadline "$tmo" "$b" "$@"; rc=$? ;;
 		esac
-		[ -s /tmp/kvmrs-c0 ] && cat "$S2C" >/tmp/kvmrs-c1 2>/dev/null &&
+		[ -s /tmp/kvmrs-c0 ] && snap_counters >/tmp/kvmrs-c1 2>/dev/null &&
 			counters_delta "$name" /tmp/kvmrs-c0 /tmp/kvmrs-c1
 		rm -f /tmp/kvmrs-c0 /tmp/kvmrs-c1
 	fi

@@ -3,6 +3,7 @@
 #
 #   kernel.sh build     source + config + image + modules + headers (cached)
 #   kernel.sh module    rebuild after a kvm-rs-only change (same as build)
+#   kernel.sh source    only the patched source tree with kvm-rs's files
 #   kernel.sh print-dir print the build directory for $ARCH/$DEBUG
 #
 # Layout under $KVMRS_CACHE (default ~/.cache/kvm-rs):
@@ -24,7 +25,12 @@ arm64 | aarch64) ARCH=arm64 KARCH=arm64 IMAGE=arch/arm64/boot/Image ;;
 *) die "unknown ARCH=$ARCH (x86_64 or arm64)" ;;
 esac
 suffix=$ARCH
-[ "$DEBUG" = 1 ] && suffix=$ARCH-debug
+case $DEBUG in
+0) ;;
+1) suffix=$ARCH-debug ;;
+kcsan) suffix=$ARCH-kcsan ;;
+*) die "unknown DEBUG=$DEBUG (0, 1 = KASAN + lockdep + PREEMPT, kcsan = KCSAN)" ;;
+esac
 O=${KVMRS_BUILD:-$KVMRS_CACHE/build-$suffix}
 KSRC=${KVMRS_KSRC:-$KVMRS_CACHE/linux}
 JOBS=${JOBS:-$(($(nproc) + 1))}
@@ -122,6 +128,7 @@ frags() {
 	echo "$KVMRS_ROOT/configs/common.config"
 	echo "$KVMRS_ROOT/configs/$ARCH.config"
 	[ "$DEBUG" = 1 ] && echo "$KVMRS_ROOT/configs/debug.config"
+	[ "$DEBUG" = kcsan ] && echo "$KVMRS_ROOT/configs/kcsan.config"
 	return 0
 }
 
@@ -207,7 +214,7 @@ build() {
 	want="$(cd "$KSRC" && git rev-parse HEAD 2>/dev/null || echo ext) $(cat "$O/.kvmrs-config-key") $(srcs_id)"
 	[ -f "$O/.kvmrs-built" ] && have=$(cat "$O/.kvmrs-built")
 	if [ "$have" = "$want" ] && [ -f "$O/$IMAGE" ]; then
-		ok "kernel $ARCH$([ "$DEBUG" = 1 ] && echo " (debug)") up to date (cache: $O)"
+		ok "kernel $ARCH$([ "$DEBUG" != 0 ] && echo " (DEBUG=$DEBUG)") up to date (cache: $O)"
 		return
 	fi
 	rm -f "$O/.kvmrs-built"
@@ -220,7 +227,22 @@ build() {
 	ok "kernel ready: $O/$IMAGE"
 }
 
+# The patched source tree with kvm-rs's files, no build (Kconfig checks).
+# Same lock as build(): prepare_source may switch branches of $KSRC. A
+# caller that holds the lock itself for longer (kconfig-matrix.sh, while
+# it reads the tree) sets KVMRS_BUILD_LOCK_HELD=1.
+source_only() {
+	mkdir -p "$KVMRS_CACHE"
+	if [ "${KVMRS_BUILD_LOCK_HELD:-0}" != 1 ]; then
+		exec 9>"$KVMRS_CACHE/.build.lock"
+		flock -w 3600 9 || die "another kernel build holds $KVMRS_CACHE/.build.lock"
+	fi
+	prepare_source
+	sync_kvmrs
+}
+
 case ${1:-build} in
 build | module) build ;;
-*) die "usage: kernel.sh build|module|print-dir" ;;
+source) source_only ;;
+*) die "usage: kernel.sh build|module|source|print-dir" ;;
 esac

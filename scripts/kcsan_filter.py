@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Drop KCSAN reports of known, unrelated races from a guest log.
+
+Usage: kcsan_filter.py <log> <known-list>  (filtered log on stdout)
+
+A KCSAN report is the block between two '=====' lines that contains
+'BUG: KCSAN: '. Its title names the two racing functions
+('data-race in f / g'). A report is known if the known list has the pair
+(either order) and no line of the report names code the kvm-rs series
+changes (the patterns in SERIES below): then its lines are dropped, and
+the runner's splat check never sees them. Every other report stays, so
+it fails the run. A summary goes to stderr."""
+import re
+import sys
+
+SERIES = re.compile(r"kvm_rs|rmap|pte_list|age_gfn|tdp_mmu_age|lockless|"
+                    r"kvm_handle_hva_range|zap_all_rmap|kvm_rs_")
+TS = re.compile(r"^\[ *\d+\.\d+\] ?")
+
+
+def main():
+    log, known_path = sys.argv[1], sys.argv[2]
+    known = set()
+    for line in open(known_path):
+        line = line.split("#", 1)[0].split()
+        if len(line) == 2:
+            known.add(frozenset(line))
+    lines = open(log, errors="replace").read().splitlines()
+    out, block, inblock = [], [], False
+    nknown, unknown = 0, []
+
+    def flush():
+        nonlocal nknown
+        text = "\n".join(TS.sub("", l) for l in block)
+        m = re.search(r"BUG: KCSAN: [\w-]+ in ([\w.]+)(?:\+\S+)? / ([\w.]+)", text)
+        if m and frozenset((m.group(1), m.group(2))) in known and not SERIES.search(text):
+            nknown += 1
+            return
+        if "BUG: KCSAN" in text:
+            unknown.append(re.search(r"BUG: KCSAN: .*", text).group(0))
+        out.extend(block)
+
+    for l in lines:
+        body = TS.sub("", l)
+        if body.startswith("=" * 20):
+            if inblock:
+                block.append(l)
+                flush()
+                block, inblock = [], False
+                continue
+            inblock = True
+            block = [l]
+            continue
+        if inblock:
+            block.append(l)
+        else:
+            out.append(l)
+    out.extend(block)
+    print("\n".join(out))
+    print(f"kcsan: {nknown} known report(s) dropped, {len(unknown)} other(s)", file=sys.stderr)
+    for u in unknown:
+        print(f"kcsan: unknown: {u}", file=sys.stderr)
+
+
+main()
