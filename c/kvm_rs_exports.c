@@ -81,8 +81,9 @@ u64 kvm_rs_age_stat(u32 stat)
 
 	if (stat >= KVM_RS_AGE_NR_STATS)
 		return 0;
+	/* Other CPUs add to their counters meanwhile: a snapshot is enough. */
 	for_each_possible_cpu(cpu)
-		sum += per_cpu(kvm_rs_age_pcpu, cpu).v[stat];
+		sum += READ_ONCE(per_cpu(kvm_rs_age_pcpu, cpu).v[stat]);
 	return sum;
 }
 

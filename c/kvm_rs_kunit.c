@@ -283,8 +283,6 @@ static void kvm_rs_test_rmap_unlock_changed(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(&head, 1, false, &t_ept_params,
 					      t_rogue_writer, &r), -EBUSY);
 	KUNIT_EXPECT_EQ(test, r.calls, 1);
-	if (IS_ENABLED(CONFIG_PREEMPT_COUNT))
-		KUNIT_EXPECT_EQ(test, r.held_preempt_off, 1);
 	KUNIT_EXPECT_EQ(test, preempt_count(), r.base_count);
 	/* Unlocked; the foreign value itself is left alone. */
 	KUNIT_EXPECT_EQ(test, head, 0x1000UL);
@@ -294,49 +292,131 @@ static void kvm_rs_test_rmap_unlock_changed(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic_read(&c.allocs), atomic_read(&c.frees));
 }
 
+/* Ages *@spte from the value it holds, as the TDP MMU walk does. */
+static int t_age_spte(u64 *spte, bool test_only,
+		      const struct kvm_rs_age_params *p)
+{
+	return kvm_rs_age_spte(spte, READ_ONCE(*spte), test_only, p);
+}
+
+/* Records whether preemption is off while the ager holds the bit. */
+static void t_preempt_probe(void *ctx, u64 old_spte)
+{
+	struct t_rogue *r = ctx;
+
+	r->calls++;
+	if (preempt_count() > r->base_count)
+		r->held_preempt_off++;
+}
+
+/*
+ * The read-only side holds the bit with preemption disabled (the hook for
+ * an access-tracked SPTE runs while the bit is held). Only observable with
+ * CONFIG_PREEMPT_COUNT (the DEBUG=1 and DEBUG=kcsan kernels, which are
+ * preemptible): skipped elsewhere rather than passing vacuously. The
+ * writer side is checked by the host tests (rust/host/tests/rmap_unit.rs).
+ */
+static void kvm_rs_test_bit_held_preempt_off(struct kunit *test)
+{
+	struct t_cache c = {};
+	const struct kvm_rs_desc_ops ops = { t_alloc, t_free, &c };
+	unsigned long head = 0;
+	struct t_rogue r = { .base_count = preempt_count() };
+	u64 *sptes;
+	int i;
+
+	if (!IS_ENABLED(CONFIG_PREEMPT_COUNT))
+		kunit_skip(test, "preempt_count() is not maintained without CONFIG_PREEMPT_COUNT");
+	sptes = kunit_kcalloc(test, 20, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, sptes);
+	for (i = 0; i < 20; i++) {
+		sptes[i] = T_NOAD_YOUNG;
+		KUNIT_ASSERT_GE(test, kvm_rs_rmap_add(&head, &sptes[i], &ops), 0);
+		KUNIT_EXPECT_EQ(test, preempt_count(), r.base_count);
+	}
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_age(&head, 1, false, &t_ept_params,
+					      t_preempt_probe, &r), 1);
+	KUNIT_EXPECT_EQ(test, r.calls, 20);
+	KUNIT_EXPECT_EQ(test, r.held_preempt_off, 20);
+	KUNIT_EXPECT_EQ(test, preempt_count(), r.base_count);
+	KUNIT_EXPECT_EQ(test, kvm_rs_rmap_zap_all(&head, NULL, NULL, &ops), 1);
+	KUNIT_EXPECT_EQ(test, preempt_count(), r.base_count);
+}
+
 /* kvm_rs_age_spte(), the rule the TDP MMU's lockless walk calls. */
 static void kvm_rs_test_age_spte(struct kunit *test)
 {
 	u64 *spte = kunit_kzalloc(test, sizeof(u64), GFP_KERNEL);
-	u64 old = 0;
+	u64 leaf, nonleaf;
 
 	KUNIT_ASSERT_NOT_NULL(test, spte);
 	/* A/D enabled: test-only writes nothing, aging clears Accessed. */
 	*spte = T_PRESENT | BIT_ULL(8) | 0x7;
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, true, &t_ept_params, &old),
-			KVM_RS_SPTE_YOUNG);
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, true, &t_ept_params), KVM_RS_SPTE_YOUNG);
 	KUNIT_EXPECT_EQ(test, *spte, T_PRESENT | BIT_ULL(8) | 0x7);
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
-			KVM_RS_SPTE_CLEARED);
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_ept_params), KVM_RS_SPTE_CLEARED);
 	KUNIT_EXPECT_EQ(test, *spte, T_PRESENT | 0x7);
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
-			KVM_RS_SPTE_OLD);
-	/* A/D disabled: made access-tracked, old value handed back. */
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_ept_params), KVM_RS_SPTE_OLD);
+	/* A/D disabled: made access-tracked (R/X saved at bit 54). */
 	*spte = T_NOAD_YOUNG | BIT_ULL(1);
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
-			KVM_RS_SPTE_TRACKED);
-	KUNIT_EXPECT_EQ(test, old, T_NOAD_YOUNG | BIT_ULL(1));
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_ept_params), KVM_RS_SPTE_TRACKED);
 	KUNIT_EXPECT_EQ(test, *spte & 0x7, 0ULL);
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
-			KVM_RS_SPTE_OLD);
+	KUNIT_EXPECT_EQ(test, *spte >> 54 & 0x5, 0x5ULL);
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_ept_params), KVM_RS_SPTE_OLD);
 	/* A frozen SPTE (both Accessed positions set) is never touched. */
 	*spte = KVM_RS_FROZEN_SPTE;
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_ept_params, &old),
-			KVM_RS_SPTE_OLD);
-	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, false, &t_params, &old),
-			KVM_RS_SPTE_OLD);
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_ept_params), KVM_RS_SPTE_OLD);
+	KUNIT_EXPECT_EQ(test, t_age_spte(spte, false, &t_params), KVM_RS_SPTE_OLD);
 	KUNIT_EXPECT_EQ(test, *spte, (u64)KVM_RS_FROZEN_SPTE);
+	/*
+	 * The walk read a young huge leaf, which was then split into a
+	 * non-leaf (A/D-disabled, RWX set) before the rule ran: the rule
+	 * decides on the value the walk checked and must not touch the
+	 * non-leaf (access-tracking it would make its subtree not present).
+	 */
+	leaf = T_NOAD_YOUNG | BIT_ULL(7) | (0x200ULL << 12);
+	nonleaf = T_NOAD_YOUNG | (0x1234ULL << 12);
+	*spte = nonleaf;
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, leaf, false, &t_ept_params),
+			KVM_RS_SPTE_LOST);
+	KUNIT_EXPECT_EQ(test, *spte, nonleaf);
+	/* Likewise for an A/D-enabled SPTE that changed under the walk. */
+	*spte = T_PRESENT | 0x7;
+	KUNIT_EXPECT_EQ(test, kvm_rs_age_spte(spte, T_PRESENT | BIT_ULL(8) | 0x7,
+					      false, &t_ept_params),
+			KVM_RS_SPTE_LOST);
+	KUNIT_EXPECT_EQ(test, *spte, T_PRESENT | 0x7);
 }
 
 /*
  * An ager racing a writer that zaps: the writer installs SPTEs in a freshly
  * allocated "page table", adds them to rmaps, then clears them, removes them
- * from the rmaps and frees (and poisons) the table. The lockless ager may
- * only touch a table while one of its SPTEs is in a locked rmap; with KASAN
- * any later access is a use-after-free report, which fails the run.
+ * from the rmaps and "frees" the table. The lockless ager may only touch a
+ * table while one of its SPTEs is in a locked rmap. Freed tables are first
+ * parked in a small graveyard, filled with a young sentinel as if reused
+ * for another mapping: an ager that still touched a table after its free
+ * would age the sentinel, which the writer checks before it really frees
+ * the table (so the test fails without KASAN too; with KASAN, any access
+ * after the real kfree() is also reported).
  */
 #define T_PT_SPTES	64
 #define T_PT_HEADS	16
+#define T_PT_GRAVES	8
+#define T_SENTINEL	(T_YOUNG | (0x5e0ULL << 12))
+
+/* Returns the number of sentinel SPTEs that were changed; frees @pt. */
+static int t_bury(u64 *pt)
+{
+	int i, bad = 0;
+
+	if (!pt)
+		return 0;
+	for (i = 0; i < T_PT_SPTES; i++)
+		bad += READ_ONCE(pt[i]) != T_SENTINEL;
+	memset(pt, 0x6b, T_PT_SPTES * sizeof(u64));
+	kfree(pt);
+	return bad;
+}
 
 /*
  * Starts @fn on CPU @idx (0 or 1) of the online CPUs, so that the two
@@ -363,7 +443,8 @@ struct t_zap_race {
 	struct t_cache c;
 	atomic_long_t passes, young;
 	unsigned long rounds, overlapped, end;
-	int errors, werrors;
+	int errors, werrors, touched_after_free;
+	u64 *graves[T_PT_GRAVES];
 	struct completion done, wdone;
 	bool stop;
 };
@@ -413,9 +494,12 @@ static int t_zap_writer(void *arg)
 		}
 		if (atomic_long_read(&r->passes) != before)
 			r->overlapped++;
-		/* Free and poison the table, as KVM frees a shadow page. */
-		memset(pt, 0x6b, T_PT_SPTES * sizeof(u64));
-		kfree(pt);
+		/* "Free" the table: reused for another mapping, then freed. */
+		for (i = 0; i < T_PT_SPTES; i++)
+			WRITE_ONCE(pt[i], T_SENTINEL);
+		i = r->rounds % T_PT_GRAVES;
+		r->touched_after_free += t_bury(r->graves[i]);
+		r->graves[i] = pt;
 		r->rounds++;
 		cond_resched();
 	}
@@ -442,8 +526,11 @@ static void kvm_rs_test_ager_vs_zap_free(struct kunit *test)
 		wait_for_completion(&r->wdone);
 	WRITE_ONCE(r->stop, true);
 	wait_for_completion(&r->done);
+	for (i = 0; i < T_PT_GRAVES; i++)
+		r->touched_after_free += t_bury(r->graves[i]);
 	KUNIT_EXPECT_EQ(test, r->errors, 0);
 	KUNIT_EXPECT_EQ(test, r->werrors, 0);
+	KUNIT_EXPECT_EQ(test, r->touched_after_free, 0);
 	KUNIT_EXPECT_GT(test, r->rounds, 0UL);
 	/* The ager really ran while tables were live (not before or after). */
 	KUNIT_EXPECT_GT(test, r->overlapped, 0UL);
@@ -551,6 +638,7 @@ static struct kunit_case kvm_rs_rmap_cases[] = {
 	KUNIT_CASE(kvm_rs_test_rmap_zap_and_age),
 	KUNIT_CASE(kvm_rs_test_rmap_race),
 	KUNIT_CASE(kvm_rs_test_rmap_unlock_changed),
+	KUNIT_CASE(kvm_rs_test_bit_held_preempt_off),
 	KUNIT_CASE(kvm_rs_test_age_spte),
 	KUNIT_CASE_SLOW(kvm_rs_test_ager_vs_zap_free),
 	KUNIT_CASE_SLOW(kvm_rs_test_noad_vs_writer),

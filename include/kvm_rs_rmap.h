@@ -17,7 +17,9 @@
  * Return values: >= 0 as documented, or a negative errno: -ENOENT (SPTE
  * not in the rmap), -ENODATA (remove from an empty rmap), -EINVAL (bad
  * SPTE pointer, a corrupt descriptor, or a LOCKED value to publish),
- * -EBUSY (the head changed while locked, or two writers raced). Each is
+ * -EBUSY (the head changed while locked, or two writers raced), -EUCLEAN
+ * (kvm_rs_rmap_add() only: the SPTE was added, but the head had changed
+ * while locked; with every other error the SPTE was not added). Each is
  * data corruption or a broken caller; the head is unlocked on return.
  * Descriptor allocation cannot fail (see struct kvm_rs_desc_ops).
  */
@@ -113,11 +115,12 @@ int kvm_rs_rmap_age(unsigned long *heads, unsigned long nr, bool test_only,
 		    kvm_rs_tracked_fn on_tracked, void *ctx);
 /*
  * Ages one SPTE whose page table stays alive for the call (TDP MMU: under
- * rcu_read_lock()): returns KVM_RS_SPTE_*; on KVM_RS_SPTE_TRACKED,
- * *old_spte is the value that was replaced.
+ * rcu_read_lock()), from the value @old_spte the caller read and checked
+ * (a present leaf): the SPTE is only changed by a cmpxchg from @old_spte.
+ * Returns KVM_RS_SPTE_*.
  */
-int kvm_rs_age_spte(u64 *sptep, bool test_only,
-		    const struct kvm_rs_age_params *params, u64 *old_spte);
+int kvm_rs_age_spte(u64 *sptep, u64 old_spte, bool test_only,
+		    const struct kvm_rs_age_params *params);
 /* Reads one aging counter (enum kvm_rs_age_stat), summed over CPUs. */
 u64 kvm_rs_age_stat(u32 stat);
 /* Adds @n to aging counter @stat (enum kvm_rs_age_stat) on this CPU. */

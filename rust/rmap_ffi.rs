@@ -121,6 +121,7 @@ fn errno(e: RmapError) -> c_int {
             bindings::EINVAL
         }
         RmapError::Changed { .. } | RmapError::ConcurrentWriter => bindings::EBUSY,
+        RmapError::AddedToChangedHead => bindings::EUCLEAN,
     };
     -(code as c_int)
 }
@@ -264,22 +265,23 @@ pub unsafe extern "C" fn kvm_rs_rmap_age(
 }
 
 /// Ages one SPTE with kvm-rs's rule (`core/age.rs`): the TDP MMU's lockless
-/// walk calls this for every present leaf SPTE. Returns one of
-/// `KVM_RS_SPTE_*`; on `KVM_RS_SPTE_TRACKED`, `*old_spte` is the value that
-/// was replaced, so the caller can keep a writable page's dirty state.
+/// walk calls this for every present leaf SPTE, with the value its
+/// iterator read and checked (`old_spte`); the SPTE is changed only if it
+/// still holds that value. Returns one of `KVM_RS_SPTE_*`
+/// (`KVM_RS_SPTE_TRACKED`: `old_spte` was replaced by its access-tracked
+/// form, so the caller can keep a writable page's dirty state).
 ///
 /// # Safety
 ///
 /// `sptep` points to a live, 8-byte aligned SPTE whose page table cannot be
 /// freed during the call (the caller is inside an RCU read-side critical
-/// section and the table is freed through RCU); `params` is valid;
-/// `old_spte` is valid for a write.
+/// section and the table is freed through RCU); `params` is valid.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rs_age_spte(
     sptep: *mut u64,
+    old_spte: u64,
     test_only: bool,
     params: *const KvmRsAgeParams,
-    old_spte: *mut u64,
 ) -> c_int {
     // SAFETY: The caller guarantees `params` is valid.
     let p = unsafe { &*params };
@@ -289,15 +291,11 @@ pub unsafe extern "C" fn kvm_rs_age_spte(
     };
     // SAFETY: The caller keeps the SPTE's table alive (RCU); `SptePtr` is
     // an atomic view of the same `u64`.
-    match unsafe { age::age_spte(sptep.cast_const().cast(), test_only, &ap) } {
+    match unsafe { age::age_spte_from(sptep.cast_const().cast(), old_spte, test_only, &ap) } {
         SpteAge::Old => KVM_RS_SPTE_OLD,
         SpteAge::Young => KVM_RS_SPTE_YOUNG,
         SpteAge::Cleared => KVM_RS_SPTE_CLEARED,
-        SpteAge::Tracked(old) => {
-            // SAFETY: The caller guarantees `old_spte` is writable.
-            unsafe { *old_spte = old };
-            KVM_RS_SPTE_TRACKED
-        }
+        SpteAge::Tracked(_) => KVM_RS_SPTE_TRACKED,
         SpteAge::Lost => KVM_RS_SPTE_LOST,
     }
 }

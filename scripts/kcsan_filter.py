@@ -5,9 +5,10 @@ Usage: kcsan_filter.py <log> <known-list>  (filtered log on stdout)
 
 A KCSAN report is the block between two '=====' lines that contains
 'BUG: KCSAN: '. Its title names the two racing functions
-('data-race in f / g'). A report is known if the known list has the pair
-(either order) and no line of the report names code the kvm-rs series
-changes (the patterns in SERIES below): then its lines are dropped, and
+('data-race in f / g'), or one ('data-race in f+0x../0x..', a race at
+unknown origin). A report is known if the known list has that pair (either
+order) or that single function, and no line of the report names code the
+kvm-rs series changes (the patterns in SERIES below): then its lines are dropped, and
 the runner's splat check never sees them. Every other report stays, so
 it fails the run. A summary goes to stderr."""
 import re
@@ -23,7 +24,7 @@ def main():
     known = set()
     for line in open(known_path):
         line = line.split("#", 1)[0].split()
-        if len(line) == 2:
+        if len(line) in (1, 2):
             known.add(frozenset(line))
     lines = open(log, errors="replace").read().splitlines()
     out, block, inblock = [], [], False
@@ -32,8 +33,11 @@ def main():
     def flush():
         nonlocal nknown
         text = "\n".join(TS.sub("", l) for l in block)
-        m = re.search(r"BUG: KCSAN: [\w-]+ in ([\w.]+)(?:\+\S+)? / ([\w.]+)", text)
-        if m and frozenset((m.group(1), m.group(2))) in known and not SERIES.search(text):
+        m = re.search(r"BUG: KCSAN: [\w-]+ in ([\w.]+)(?:\+\S+)?(?: \[\w+\])?(?: / ([\w.]+))?", text)
+        names = frozenset(g for g in (m.group(1), m.group(2)) if g) if m else None
+        # Only the stack frames count (a task may be named "rmap_...").
+        frames = "\n".join(l for l in text.splitlines() if re.match(r"\s+\S+\+0x", l))
+        if names and names in known and not SERIES.search(frames):
             nknown += 1
             return
         if "BUG: KCSAN" in text:

@@ -21,7 +21,7 @@
 //! Dirty set by the CPU), the SPTE is left as it is and reported young: a
 //! rare false "young" is harmless, a false "old" would evict a hot page.
 
-use crate::rmap::{RmapError, RmapHead, SptePtr, MANY, PTE_LIST_EXT};
+use crate::rmap::{ReadLocked, RmapError, RmapHead, SptePtr, MANY, PTE_LIST_EXT};
 
 /// `SPTE_MMU_PRESENT_MASK`: set in every shadow-present SPTE.
 pub const SPTE_MMU_PRESENT_MASK: u64 = 1 << 11;
@@ -135,21 +135,38 @@ impl SpteAge {
     }
 }
 
-/// Ages one SPTE (the rule shared by the rmap walk and the TDP MMU walk).
+/// Ages one SPTE of an rmap: reads it, then [`age_spte_from`].
 ///
-/// Test-only never writes. Otherwise a young SPTE gets one
-/// compare-and-exchange from the value read to the value with Accessed
-/// cleared (A/D enabled) or to its access-tracked form (A/D disabled).
+/// # Safety
+///
+/// `sptep` points to a live SPTE of a locked rmap (its page table cannot be
+/// freed, and a gfn-rmap SPTE stays a leaf while its rmap holds it).
+#[inline(always)]
+pub unsafe fn age_spte(sptep: SptePtr, test_only: bool, p: &AgeParams) -> SpteAge {
+    // SAFETY: The caller guarantees the SPTE is live.
+    let v = unsafe { &*sptep }.load();
+    // SAFETY: Forwarded; `v` was just read from `sptep`.
+    unsafe { age_spte_from(sptep, v, test_only, p) }
+}
+
+/// Ages one SPTE whose value `v` the caller read and checked (the rule
+/// shared by the rmap walk and the TDP MMU walk, where `v` is the
+/// iterator's `old_spte`, known to be a present leaf).
+///
+/// The rule never reads the SPTE again to decide: test-only never writes,
+/// and a young `v` is replaced by one compare-and-exchange from `v` itself
+/// to `v` with Accessed cleared (A/D enabled) or to its access-tracked form
+/// (A/D disabled). If the SPTE no longer holds `v` (zapped, frozen, split
+/// into a non-leaf, Dirty set by the CPU) it is left as it is.
 ///
 /// # Safety
 ///
 /// `sptep` points to a live SPTE: the caller holds the bit lock of an rmap
 /// that contains it, or otherwise keeps its page table alive (RCU).
 #[inline(always)]
-pub unsafe fn age_spte(sptep: SptePtr, test_only: bool, p: &AgeParams) -> SpteAge {
+pub unsafe fn age_spte_from(sptep: SptePtr, v: u64, test_only: bool, p: &AgeParams) -> SpteAge {
     // SAFETY: The caller guarantees the SPTE is live.
     let s = unsafe { &*sptep };
-    let v = s.load();
     if !p.is_present(v) || !p.is_young(v) {
         return SpteAge::Old;
     }
@@ -195,20 +212,21 @@ unsafe fn age_spte_counted(
 /// Ages every SPTE of a locked chain.
 #[inline(always)]
 fn age_locked(
-    val: usize,
+    g: &ReadLocked<'_>,
     test_only: bool,
     p: &AgeParams,
     on_tracked: &mut impl FnMut(u64),
     failed: &mut u64,
 ) -> Result<bool, RmapError> {
+    let val = g.value();
     if val & MANY == 0 {
-        // SAFETY: We hold the bit of the rmap containing this SPTE.
+        // SAFETY: `g` holds the bit of the rmap containing this SPTE.
         return Ok(unsafe { age_spte_counted(val as SptePtr, test_only, p, on_tracked, failed) });
     }
     let mut young = false;
     let mut d = (val & !crate::rmap::FLAGS) as *const crate::rmap::PteListDesc;
     while !d.is_null() {
-        // SAFETY: We hold the bit: the chain is live and nobody writes it.
+        // SAFETY: `g` holds the bit: the chain is live and nobody writes it.
         let cnt = unsafe { (*d).spte_count.get() } as usize;
         if cnt > PTE_LIST_EXT {
             return Err(RmapError::BadDescriptor);
@@ -283,7 +301,7 @@ pub fn age_range_stats(
         };
         stats.visited += 1;
         let r = age_locked(
-            g.value(),
+            &g,
             test_only,
             params,
             &mut on_tracked,

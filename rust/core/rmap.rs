@@ -67,7 +67,13 @@ pub enum RmapError {
     },
     /// The head changed between a writer's unlocked look and its lock:
     /// writers are not excluded from each other (`mmu_lock` not held).
+    /// Nothing was added.
     ConcurrentWriter,
+    /// [`RmapHead::add`] found the head changed while it held the bit, after
+    /// it had built the new chain: the SPTE *is* in the rmap (the new chain
+    /// was published and the head unlocked), but the rmap is corrupt. Every
+    /// other error of `add` means the SPTE was not added.
+    AddedToChangedHead,
 }
 
 /// Six-twelve's `struct pte_list_desc`, byte for byte (outside loom).
@@ -202,6 +208,24 @@ impl WriteLocked<'_> {
         self.old
     }
 
+    /// Stores `new` in the locked head with release ordering, dropping the
+    /// bit, and re-enables preemption. The head is unlocked on every path:
+    ///
+    /// - `new` with [`LOCKED`] set: the old value is restored,
+    ///   [`RmapError::LockedValue`];
+    /// - the head changed while locked (someone ignored the bit): `new` is
+    ///   stored all the same (it is the chain this writer built, and writers
+    ///   are serialised), [`RmapError::Changed`].
+    ///
+    /// # Safety
+    ///
+    /// `new` satisfies the head's type invariant (it is the chain the
+    /// caller built while holding the bit, or the old value).
+    pub unsafe fn unlock(self, new: usize) -> Result<(), RmapError> {
+        let guard = core::mem::ManuallyDrop::new(self);
+        guard.release(new)
+    }
+
     /// Stores `new` with release ordering (a value with [`LOCKED`] set is
     /// refused and the old value restored), then re-enables preemption.
     fn release(&self, new: usize) -> Result<(), RmapError> {
@@ -328,26 +352,6 @@ impl RmapHead {
         }
     }
 
-    /// Writer side: stores `new` with release ordering, dropping the bit,
-    /// and re-enables preemption. The head is unlocked on every path:
-    ///
-    /// - `new` with [`LOCKED`] set: the old value is restored,
-    ///   [`RmapError::LockedValue`];
-    /// - the head changed while locked (someone ignored the bit): `new` is
-    ///   stored all the same (it is the chain this writer built, and writers
-    ///   are serialised), [`RmapError::Changed`].
-    ///
-    /// # Safety
-    ///
-    /// `guard` came from [`RmapHead::lock`] on this head, and `new`
-    /// satisfies the type invariant (it is the chain the caller built while
-    /// holding the bit).
-    pub unsafe fn unlock(&self, guard: WriteLocked<'_>, new: usize) -> Result<(), RmapError> {
-        debug_assert!(core::ptr::eq(guard.head, self));
-        let guard = core::mem::ManuallyDrop::new(guard);
-        guard.release(new)
-    }
-
     /// Read-only side, used without `mmu_lock`: returns `None` after one
     /// load if the head is empty; otherwise disables preemption, spins while
     /// the bit is held, re-checks for empty and takes the bit with an
@@ -467,7 +471,7 @@ impl RmapHead {
             }
         };
         // SAFETY: `new` is the extended chain; we locked this head above.
-        unsafe { self.unlock(guard, new) }?;
+        unsafe { guard.unlock(new) }.map_err(|_| RmapError::AddedToChangedHead)?;
         Ok(count)
     }
 
@@ -505,7 +509,7 @@ impl RmapHead {
         };
         let new = *res.as_ref().unwrap_or(&old);
         // SAFETY: `new` is the old value or the shortened chain.
-        let unlocked = unsafe { self.unlock(guard, new) };
+        let unlocked = unsafe { guard.unlock(new) };
         if let Some(d) = to_free {
             // SAFETY: `d` was unlinked under the bit: readers that could see it
             // released the bit before we acquired it, later ones cannot reach
@@ -579,7 +583,7 @@ impl RmapHead {
         let guard = unsafe { self.lock() };
         let old = guard.old;
         // SAFETY: Detaching leaves a valid (empty) rmap.
-        let unlocked = unsafe { self.unlock(guard, 0) };
+        let unlocked = unsafe { guard.unlock(0) };
         if old == 0 {
             unlocked?;
             return Ok(false);

@@ -87,8 +87,11 @@ impl SpteWord {
 
     /// `READ_ONCE(*sptep)`.
     ///
-    /// Relaxed: the value is only used to decide on, and to build the
-    /// expected value of, a following atomic RMW; no other data depends on it.
+    /// Relaxed: the value decides on, and is the expected value of, a
+    /// following cmpxchg on the same word; the pfn in it is handed to KVM,
+    /// which may only use it while the primary MMU keeps the page mapped
+    /// (the aging callers hold the primary PTE lock or the folio). No other
+    /// memory is read through it.
     #[inline(always)]
     pub fn load(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

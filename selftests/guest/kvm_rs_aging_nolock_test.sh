@@ -19,7 +19,8 @@ delta() { # name: after - before
 	echo $(($(sed -n "s/^$1 //p" /tmp/nolock.after) - $(sed -n "s/^$1 //p" /tmp/nolock.before)))
 }
 tdp=$(cat /sys/module/kvm/parameters/tdp_mmu)
-mode=$(cat /sys/module/kvm_rs/parameters/lockless_aging)
+# Without CONFIG_KVM_RS_AB_TEST there is no switch: aging is always lockless.
+mode=$(cat /sys/module/kvm_rs/parameters/lockless_aging 2>/dev/null || echo 1)
 snap >/tmp/nolock.before
 /kvmrs/bin/access_tracking_perf_test -v 2 -b 16M || fail "access_tracking_perf_test failed"
 snap >/tmp/nolock.after

@@ -305,7 +305,7 @@ fn zap_all_vs_ager() {
 /// code under `mmu_lock` may): loom must catch it reading the descriptor
 /// that the writer frees. This proves the models can fail.
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn broken_ager_is_caught() {
     model(None, || {
         let w = World::new(1, &[YOUNG, YOUNG]);
@@ -366,7 +366,7 @@ fn ager_vs_zap_remove_free() {
 /// Model (5) with an ager that reads the head without taking the bit: loom
 /// finds the interleaving where it ages the reused slot.
 #[test]
-#[should_panic]
+#[should_panic(expected = "assertion `left == right` failed")]
 fn ager_without_bit_hits_freed_table() {
     model(None, || {
         let w = World::new(1, &[YOUNG]);

@@ -257,13 +257,13 @@ fn writer_unlock_errors() {
     unsafe {
         let g = h.lock();
         assert_eq!(g.value(), p);
-        assert_eq!(h.unlock(g, p | LOCKED), Err(RmapError::LockedValue));
+        assert_eq!(g.unlock(p | LOCKED), Err(RmapError::LockedValue));
         // The old value is back, unlocked.
         assert_eq!(h.raw(), p);
         let g = h.lock();
         raw(&h).store(8, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
-            h.unlock(g, 0),
+            g.unlock(0),
             Err(RmapError::Changed {
                 expected: p | LOCKED,
                 found: 8
@@ -277,7 +277,7 @@ fn writer_unlock_errors() {
         assert_eq!(e.raw(), 0);
         raw(&e).store(16, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
-            e.unlock(g, 32),
+            g.unlock(32),
             Err(RmapError::Changed {
                 expected: 0,
                 found: 16

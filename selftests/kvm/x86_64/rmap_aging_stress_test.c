@@ -630,6 +630,9 @@ int main(int argc, char *argv[])
 	/* vCPUs wrote all the time: aging that never sees young is broken. */
 	TEST_ASSERT(!aging || young_seen > 0, "aging saw no young page in %lu checks",
 		    pages_checked);
+	/* The toucher wrote the churned slot between rounds: aged it too. */
+	TEST_ASSERT(!aging || !memslot_churn || young_churned > 0,
+		    "aging saw no young page in the churned slot");
 	kvm_vm_free(vm);
 	if (memslot_churn)
 		munmap(churn_mem, churn_bytes);
