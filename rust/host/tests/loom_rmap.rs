@@ -335,26 +335,32 @@ fn broken_ager_is_caught() {
 /// ager that still touches the slot would change it.
 const REUSED: u64 = YOUNG | (0x42 << 12);
 
-/// (5) The writer side of a zap, as KVM does it: clear the SPTE, remove it
-/// from its rmap under the bit, then free the page table the SPTE lived in
-/// (here: the slot is reused and rewritten), against a lockless ager of
-/// that rmap. The ager may only touch the SPTE before the free: the slot
-/// must end with exactly the reused value, the head empty and unlocked, and
+/// The writer of model (5): one young SPTE in head 0, and a thread that
+/// zaps it as KVM does (clear the SPTE, remove it from its rmap under the
+/// bit) and then frees its page table, whose slot is reused and rewritten.
+fn zap_remove_free() -> (Arc<World>, thread::JoinHandle<()>) {
+    let w = World::new(1, &[YOUNG]);
+    let mut a = LoomAlloc::new();
+    w.add(0, 0, &mut a);
+    let w1 = w.clone();
+    let writer = thread::spawn(move || {
+        w1.sptes[0].swap(NONPRESENT);
+        w1.remove(0, 0, &mut a);
+        // The page table is freed and reused: plain (relaxed) store.
+        w1.sptes[0].store(REUSED);
+        assert_eq!(kvm_rs_host::atomic_impl::preempt_depth(), 0);
+    });
+    (w, writer)
+}
+
+/// (5) The writer of [`zap_remove_free`] against a lockless ager of that
+/// rmap. The ager may only touch the SPTE before the free: the slot must
+/// end with exactly the reused value, the head empty and unlocked, and
 /// neither thread may end with preemption disabled.
 #[test]
 fn ager_vs_zap_remove_free() {
     model(None, || {
-        let w = World::new(1, &[YOUNG]);
-        let mut a = LoomAlloc::new();
-        w.add(0, 0, &mut a);
-        let w1 = w.clone();
-        let writer = thread::spawn(move || {
-            w1.sptes[0].swap(NONPRESENT);
-            w1.remove(0, 0, &mut a);
-            // The page table is freed and reused: plain (relaxed) store.
-            w1.sptes[0].store(REUSED);
-            assert_eq!(kvm_rs_host::atomic_impl::preempt_depth(), 0);
-        });
+        let (w, writer) = zap_remove_free();
         let _ = age::age_range(&w.heads, false, &P).unwrap();
         assert_eq!(kvm_rs_host::atomic_impl::preempt_depth(), 0);
         writer.join().unwrap();
@@ -369,15 +375,7 @@ fn ager_vs_zap_remove_free() {
 #[should_panic(expected = "assertion `left == right` failed")]
 fn ager_without_bit_hits_freed_table() {
     model(None, || {
-        let w = World::new(1, &[YOUNG]);
-        let mut a = LoomAlloc::new();
-        w.add(0, 0, &mut a);
-        let w1 = w.clone();
-        let writer = thread::spawn(move || {
-            w1.sptes[0].swap(NONPRESENT);
-            w1.remove(0, 0, &mut a);
-            w1.sptes[0].store(REUSED);
-        });
+        let (w, writer) = zap_remove_free();
         let v = w.heads[0].raw() & !LOCKED;
         if v != 0 {
             // SAFETY: Deliberately violated (no bit): the slot stays
