@@ -61,7 +61,7 @@ pub const KVM_RS_SPTE_OLD: c_int = 0;
 pub const KVM_RS_SPTE_YOUNG: c_int = 1;
 /// [`kvm_rs_age_spte`]: young, Accessed cleared.
 pub const KVM_RS_SPTE_CLEARED: c_int = 2;
-/// [`kvm_rs_age_spte`]: young, made access-tracked (`*old_spte` is set).
+/// [`kvm_rs_age_spte`]: young, made access-tracked.
 pub const KVM_RS_SPTE_TRACKED: c_int = 3;
 /// [`kvm_rs_age_spte`]: young, but the SPTE changed under the exchange.
 pub const KVM_RS_SPTE_LOST: c_int = 4;

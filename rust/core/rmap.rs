@@ -471,8 +471,20 @@ impl RmapHead {
             }
         };
         // SAFETY: `new` is the extended chain; we locked this head above.
-        unsafe { guard.unlock(new) }.map_err(|_| RmapError::AddedToChangedHead)?;
-        Ok(count)
+        match unsafe { guard.unlock(new) } {
+            Ok(()) => Ok(count),
+            // `new` was published: the SPTE is in the rmap.
+            Err(RmapError::Changed { .. }) => Err(RmapError::AddedToChangedHead),
+            // The old value was restored (`new` had LOCKED set, i.e. the
+            // descriptor pointer was misaligned): nothing was added.
+            Err(e) => {
+                if let Some(n) = fresh {
+                    // SAFETY: `n` was never published.
+                    unsafe { alloc.free(n) };
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Removes `spte`. The last entry of the head descriptor fills the hole,
